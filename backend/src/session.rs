@@ -1,0 +1,15 @@
+//! Per-connection state shared by the protocol loop and the SQL layer.
+
+use std::time::SystemTime;
+
+/// What the backend knows about its client and its settings.
+pub struct Session {
+    /// This session's settings: the server's, then the startup packet, then SET.
+    pub settings: conf::Settings,
+    pub user_name: String,
+    pub database_name: String,
+    pub backend_pid: i32,
+    pub backend_start: SystemTime,
+    /// Transaction-block state, owned by `sql::xact`.
+    pub xact: crate::sql::xact::TransactionState,
+}

@@ -1,0 +1,2 @@
+//! The query pipeline. SKELETON, being written.
+pub mod xact;

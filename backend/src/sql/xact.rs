@@ -1,0 +1,3 @@
+//! Transaction-block state. SKELETON.
+#[derive(Debug, Default)]
+pub struct TransactionState;

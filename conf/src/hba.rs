@@ -1,0 +1,1 @@
+//! pg_hba.conf parsing and matching. SKELETON.
