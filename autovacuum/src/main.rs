@@ -1,1 +1,66 @@
-fn main() {}
+//! Autovacuum: the launcher (default) and, with `--worker`, a worker.
+//! See README.md: the launcher keeps its schedule and signal protocol;
+//! choosing tables and vacuuming them arrives with storage and VACUUM.
+
+use launch::{ChildContext, Sig};
+use shmem_layout::ProcKind;
+use std::time::Duration;
+
+fn main() {
+    let worker = std::env::args().any(|a| a == "--worker");
+    if worker {
+        run_worker()
+    } else {
+        run_launcher()
+    }
+}
+
+fn run_launcher() -> ! {
+    let mut ctx = ChildContext::start(
+        ProcKind::AutovacLauncher,
+        "autovacuum launcher",
+        &[Sig::Hup, Sig::Term, Sig::Int, Sig::Usr1, Sig::Usr2],
+    );
+    launch::title::set("autovacuum launcher");
+    loop {
+        if ctx.begin_loop() {
+            ctx.exit(1);
+        }
+        if ctx.signals.take(Sig::Hup) {
+            ctx.reload_settings();
+            if !ctx.settings.get_bool("autovacuum") {
+                ctx.exit(0);
+            }
+        }
+        if ctx.signals.take(Sig::Term) {
+            ctx.exit(0);
+        }
+        // Worker news (SIGUSR2) and the choice of a database to vacuum go
+        // here; with no tables yet there is nothing to schedule.
+        ctx.signals.take(Sig::Usr2);
+        let naptime = Duration::from_secs(ctx.settings.get_int("autovacuum_naptime").max(1) as u64);
+        ctx.wait(naptime);
+    }
+}
+
+fn run_worker() -> ! {
+    let ctx = ChildContext::start(
+        ProcKind::AutovacWorker,
+        "autovacuum worker",
+        &[Sig::Hup, Sig::Term, Sig::Int, Sig::Usr1],
+    );
+    let Some(p) = ctx
+        .shmem
+        .autovac_worker_procs()
+        .iter()
+        .find(|p| p.try_claim())
+    else {
+        log::info!("no free autovacuum worker slot");
+        ctx.exit(0);
+    };
+    p.set_owner(std::process::id() as i32, ProcKind::AutovacWorker, 0);
+    launch::title::set("autovacuum worker");
+    // Vacuuming one database goes here; nothing to do without tables.
+    p.release();
+    ctx.exit(0)
+}

@@ -41,12 +41,18 @@ pub struct VecDest {
 #[cfg(test)]
 impl Dest for VecDest {
     fn row_description(&mut self, fields: &[FieldDesc]) -> PgResult<()> {
-        let cols: Vec<String> = fields.iter().map(|f| format!("{}:{}", f.name, f.type_oid)).collect();
+        let cols: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{}:{}", f.name, f.type_oid))
+            .collect();
         self.events.push(format!("T {}", cols.join(",")));
         Ok(())
     }
     fn data_row(&mut self, values: &[Option<String>]) -> PgResult<()> {
-        let v: Vec<String> = values.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())).collect();
+        let v: Vec<String> = values
+            .iter()
+            .map(|v| v.clone().unwrap_or_else(|| "NULL".into()))
+            .collect();
         self.events.push(format!("D {}", v.join("|")));
         Ok(())
     }
@@ -59,7 +65,8 @@ impl Dest for VecDest {
         Ok(())
     }
     fn notice(&mut self, notice: &pgerror::PgError) -> PgResult<()> {
-        self.events.push(format!("N {} {}", notice.severity.as_str(), notice.message));
+        self.events
+            .push(format!("N {} {}", notice.severity.as_str(), notice.message));
         Ok(())
     }
 }

@@ -1,2 +1,83 @@
-//! The query pipeline. SKELETON, being written.
+//! The SQL pipeline of a backend: query text in, protocol messages out.
+//!
+//! # The life of a statement
+//!
+//! Take `select 1 + '2' as three; show TimeZone` arriving in one
+//! simple-Query message. The protocol layer calls [`exec_simple_query`]
+//! (`simple_query.rs`), which:
+//!
+//! 1. **Opens a transaction** if none is open
+//!    ([`xact::TransactionState::start_command`]); two statements in one
+//!    message share an implicit transaction block, so an error in the second
+//!    rolls back the first.
+//! 2. **Parses** the whole string with PostgreSQL's own grammar
+//!    ([`parser::parse`], libpg_query through its C API) into raw parse
+//!    trees, one [`parser::RawStatement`] per statement. A syntax error
+//!    stops everything here, with the cursor position PostgreSQL would send.
+//! 3. **Dispatches** each statement. Utility statements (SET, SHOW, BEGIN,
+//!    COMMIT...) run straight from their raw trees in `utility.rs`, against
+//!    `session.settings` and `session.xact`. Queries go on:
+//! 4. **Analysis** (`analyze.rs`, `analyze_expr.rs`) turns the raw SELECT
+//!    into a typed [`expr::Query`]. `1` becomes an `int4` constant; `'2'`
+//!    an `unknown` literal; the operator `+` is resolved among the
+//!    candidates of `funcs.rs` by PostgreSQL's rules (`resolve.rs`):
+//!    `int4 + unknown` finds `int4 + int4`, so `'2'` is read by int4's input
+//!    function right away (`coerce.rs`, `io.rs`) — a bad literal is reported
+//!    at its own position. The column is named `three`; unnamed ones get
+//!    PostgreSQL's `FigureColname` names (`?column?`, `now`, `int4`...).
+//! 5. **Planning** (`plan.rs`) builds the plan tree and folds constants the
+//!    way PostgreSQL does: `1 + 2` becomes `3` before anything is sent, so
+//!    `select 1/0` fails before its RowDescription, exactly as PostgreSQL.
+//! 6. **Execution** (`execute.rs`) sends RowDescription, pulls rows from the
+//!    plan nodes, evaluates expressions (`eval.rs`, functions in
+//!    `builtins.rs`, casts in `casts.rs`), converts values to text with
+//!    their types' output functions and sends DataRows, then
+//!    CommandComplete `SELECT 1`.
+//! 7. **Ends the transaction** after the last statement
+//!    ([`xact::TransactionState::commit_command`]), which tells the settings
+//!    to drop `SET LOCAL` values; on an error,
+//!    [`xact::TransactionState::abort_current`] rolls back instead, and the
+//!    error goes back to the protocol layer, which sends ErrorResponse and
+//!    ReadyForQuery (`I`, `T` or `E` from
+//!    [`xact::TransactionState::ready_status`]).
+//!
+//! # Values and types
+//!
+//! Types carry PostgreSQL's OIDs (`types.rs`); values are [`datum::Datum`]s
+//! whose type is known from the expression, never from the value. Numbers
+//! follow PostgreSQL exactly: `numeric.rs` (decimal arithmetic with
+//! PostgreSQL's result scales), `float.rs` (shortest round-trip float8
+//! output), `datetime.rs` (timestamptz in the session's TimeZone).
+//!
+//! # What is not here yet
+//!
+//! Tables: any FROM clause names a relation that does not exist
+//! (`42P01`). Statements other than SELECT, SET/SHOW/RESET, DISCARD and
+//! transaction control answer `0A000 ... is not supported yet`.
+
+mod analyze;
+mod analyze_expr;
+mod builtins;
+mod casts;
+mod coerce;
+mod datetime;
+mod datum;
+mod eval;
+mod execute;
+mod expr;
+mod float;
+mod funcs;
+mod io;
+mod numeric;
+mod parser;
+mod plan;
+mod resolve;
+mod simple_query;
+mod types;
+mod utility;
 pub mod xact;
+
+#[cfg(test)]
+mod tests;
+
+pub use simple_query::exec_simple_query;

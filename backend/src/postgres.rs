@@ -1,0 +1,373 @@
+//! The backend's main loop (PostgreSQL's PostgresMain): send ReadyForQuery,
+//! wait for a message, run it, repeat until the client leaves.
+//!
+//! While idle the backend waits on the client socket and its signal pipe
+//! together, so SIGTERM, SIGHUP and the postmaster's death are handled
+//! between queries; during a query they surface through
+//! `interrupts::check_for_interrupts`.
+//!
+//! # Exit codes
+//! 0 after Terminate or EOF; 1 after a FATAL error (both normal for the
+//! postmaster); 2 from the SIGQUIT handler (a crash for the postmaster,
+//! which is how a `kill -QUIT` of one backend resets the cluster).
+
+use crate::connect::{fatal_exit, timestamp_us, Peer};
+use crate::dest::{Dest, FieldDesc};
+use crate::interrupts;
+use crate::protocol::messages::{self, BodyReader};
+use crate::protocol::{Connection, ReadError};
+use crate::session::Session;
+use launch::{ChildContext, Sig};
+use pgerror::{PgError, PgResult, Severity, SqlState};
+use shmem_layout::procarray::BackendState;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// Results of a query go straight into the connection's output buffer.
+struct ClientDest<'a> {
+    conn: &'a mut Connection,
+}
+
+impl Dest for ClientDest<'_> {
+    fn row_description(&mut self, fields: &[FieldDesc]) -> PgResult<()> {
+        self.conn.send(b'T', &messages::row_description(fields));
+        Ok(())
+    }
+    fn data_row(&mut self, values: &[Option<String>]) -> PgResult<()> {
+        self.conn.send(b'D', &messages::data_row(values));
+        self.conn.maybe_flush()
+    }
+    fn command_complete(&mut self, tag: &str) -> PgResult<()> {
+        self.conn.send(b'C', &messages::command_complete(tag));
+        Ok(())
+    }
+    fn empty_query(&mut self) -> PgResult<()> {
+        self.conn.send(b'I', &[]);
+        Ok(())
+    }
+    fn notice(&mut self, notice: &PgError) -> PgResult<()> {
+        self.conn.send(b'N', &messages::error_fields(notice));
+        Ok(())
+    }
+}
+
+pub struct Backend {
+    pub ctx: ChildContext,
+    pub conn: Connection,
+    pub session: Session,
+    pub proc_index: usize,
+    pub peer: Peer,
+    started: Instant,
+    /// After an error in extended-protocol messages, skip until Sync.
+    ignore_till_sync: bool,
+}
+
+impl Backend {
+    pub fn new(
+        ctx: ChildContext,
+        conn: Connection,
+        session: Session,
+        proc_index: usize,
+        peer: Peer,
+    ) -> Backend {
+        Backend {
+            ctx,
+            conn,
+            session,
+            proc_index,
+            peer,
+            started: Instant::now(),
+            ignore_till_sync: false,
+        }
+    }
+
+    fn title(&self, activity: &str) {
+        launch::title::set(&format!(
+            "backend: {} {} {} {}",
+            self.session.user_name,
+            self.session.database_name,
+            self.peer.display(),
+            activity
+        ));
+    }
+
+    fn report_state(&self, state: BackendState, query: Option<&str>) {
+        let p = &self.ctx.shmem.procs()[self.proc_index];
+        p.report_state(
+            state,
+            query,
+            &self.ctx.shmem.query_text(self.proc_index),
+            timestamp_us(),
+        );
+    }
+
+    /// Ends the session cleanly (Terminate, EOF, or a FATAL already sent).
+    fn exit(&self, code: i32) -> ! {
+        if self.ctx.settings.get_bool("log_disconnections") {
+            let t = self.started.elapsed();
+            let s = t.as_secs();
+            log::info!(
+                "disconnection: session time: {}:{:02}:{:02}.{:03} user={} database={} host={}",
+                s / 3600,
+                (s / 60) % 60,
+                s % 60,
+                t.subsec_millis(),
+                self.session.user_name,
+                self.session.database_name,
+                self.peer
+                    .addr
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|| "[local]".into())
+            );
+        }
+        self.ctx.exit(code)
+    }
+
+    fn fatal(&mut self, e: &PgError) -> ! {
+        fatal_exit(&self.ctx, &mut self.conn, e)
+    }
+
+    pub fn run(mut self) -> ! {
+        let mut send_ready = true;
+        loop {
+            if send_ready {
+                self.ready_for_query();
+            }
+            if let Err(e) = self.conn.flush() {
+                let _ = e;
+                self.exit(0);
+            }
+            self.wait_for_input();
+            let (typ, body) = match self.conn.read_message() {
+                Ok(m) => m,
+                Err(ReadError::Eof) => self.exit(0),
+                Err(ReadError::Protocol(e)) => self.fatal(&e),
+            };
+            send_ready = true;
+            match typ {
+                b'Q' => {
+                    let mut r = BodyReader::new(&body);
+                    let Some(q) = r.cstr() else {
+                        self.fatal(&PgError::fatal(
+                            SqlState::PROTOCOL_VIOLATION,
+                            "invalid string in message",
+                        ));
+                    };
+                    let q = q.to_string();
+                    self.simple_query(&q);
+                }
+                b'X' => self.exit(0),
+                b'S' => self.ignore_till_sync = false,
+                b'H' => send_ready = false,
+                b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => {
+                    if !self.ignore_till_sync {
+                        self.send_error(&PgError::unsupported(
+                            "the extended query protocol is not supported yet",
+                        ));
+                        self.ignore_till_sync = true;
+                    }
+                    // ReadyForQuery waits for the Sync.
+                    send_ready = false;
+                }
+                // CopyData/CopyDone/CopyFail outside COPY are ignored, as in PostgreSQL.
+                b'd' | b'c' | b'f' => send_ready = false,
+                other => self.fatal(&PgError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    format!("invalid frontend message type {other}"),
+                )),
+            }
+        }
+    }
+
+    fn ready_for_query(&mut self) {
+        for (name, value) in self.session.settings.take_report_changes() {
+            if name == "application_name" {
+                self.ctx.shmem.procs()[self.proc_index].set_application_name(&value);
+            }
+            self.conn
+                .send(b'S', &messages::parameter_status(name, &value));
+        }
+        let status = self.session.xact.ready_status();
+        self.conn.send(b'Z', &[status]);
+        let (state, word) = match status {
+            b'T' => (BackendState::IdleInTransaction, "idle in transaction"),
+            b'E' => (
+                BackendState::IdleInTransactionAborted,
+                "idle in transaction (aborted)",
+            ),
+            _ => (BackendState::Idle, "idle"),
+        };
+        self.report_state(state, None);
+        self.title(word);
+    }
+
+    /// Waits until a whole message can be read, handling signals meanwhile.
+    fn wait_for_input(&mut self) {
+        let idle_since = Instant::now();
+        loop {
+            if self.conn.has_message() {
+                return;
+            }
+            let signals = self.ctx.signals.clone();
+            if signals.pending(Sig::Term) {
+                self.fatal(&PgError::fatal(
+                    SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection due to administrator command",
+                ));
+            }
+            if self.ctx.postmaster_died() {
+                self.fatal(&PgError::fatal(
+                    SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection due to unexpected postmaster exit",
+                ));
+            }
+            if signals.take(Sig::Hup) {
+                self.reload_settings();
+            }
+            // A cancel that arrives while idle is ignored, as in PostgreSQL.
+            signals.take(Sig::Int);
+            let in_xact = self.session.xact.ready_status() != b'I';
+            let (limit_ms, err) = if in_xact {
+                (
+                    self.session
+                        .settings
+                        .get_int("idle_in_transaction_session_timeout"),
+                    PgError::fatal(
+                        SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                        "terminating connection due to idle-in-transaction timeout",
+                    ),
+                )
+            } else {
+                (
+                    self.session.settings.get_int("idle_session_timeout"),
+                    PgError::fatal(
+                        SqlState::IDLE_SESSION_TIMEOUT,
+                        "terminating connection due to idle-session timeout",
+                    ),
+                )
+            };
+            let mut timeout = Duration::from_secs(1);
+            if limit_ms > 0 {
+                let limit = Duration::from_millis(limit_ms as u64);
+                let idle = idle_since.elapsed();
+                if idle >= limit {
+                    self.fatal(&err);
+                }
+                timeout = timeout.min(limit - idle);
+            }
+            let fd = self.conn.sock().as_fd();
+            let r = launch::wait(&signals, None, Some(fd), Some(timeout));
+            if r.fd_ready {
+                // Data or EOF: read_message will see which.
+                if self.conn.buffered() == 0 {
+                    return;
+                }
+                return;
+            }
+        }
+    }
+
+    /// SIGHUP: take the postmaster's new settings, keeping this session's own.
+    fn reload_settings(&mut self) {
+        self.ctx.reload_settings();
+        self.session.settings.reload_from(&self.ctx.settings);
+    }
+
+    fn send_error(&mut self, e: &PgError) {
+        if e.severity >= Severity::Error {
+            match e.position {
+                Some(p) => log::error!("{} at character {p}", e.message),
+                None => log::error!("{}", e.message),
+            }
+        }
+        self.conn.send(b'E', &messages::error_fields(e));
+    }
+
+    fn simple_query(&mut self, query: &str) {
+        self.report_state(BackendState::Active, Some(query));
+        let word: String = query
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        self.title(&word);
+        interrupts::clear_stale_cancel();
+        let timeout_ms = self.session.settings.get_int("statement_timeout").max(0) as u64;
+        interrupts::arm_statement_timeout(Duration::from_millis(timeout_ms));
+        let result = {
+            let mut dest = ClientDest {
+                conn: &mut self.conn,
+            };
+            crate::sql::exec_simple_query(&mut self.session, query, &mut dest)
+        };
+        interrupts::disarm_statement_timeout();
+        if let Err(e) = result {
+            if self.conn.broken {
+                self.exit(0);
+            }
+            if e.severity >= Severity::Fatal {
+                log::info!(target: launch::elog::STATEMENT, "{query}");
+                self.fatal(&e);
+            }
+            self.send_error(&e);
+            log::info!(target: launch::elog::STATEMENT, "{query}");
+        }
+    }
+}
+
+/// SIGQUIT: tell the client why (PostgreSQL's quickdie), then exit 2 at
+/// once. The three possible messages are encoded up front, because the
+/// handler may only make async-signal-safe calls.
+pub fn install_quickdie(ctx: &ChildContext, client_fd: i32) {
+    use shmem_layout::pmsignal::QuitReason;
+    let notice = |e: PgError| {
+        let body = messages::error_fields(&e);
+        let mut m = vec![b'N'];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(&body);
+        m
+    };
+    let crash = notice(
+        PgError::notice(Severity::Warning, SqlState::CRASH_SHUTDOWN, "terminating connection because of crash of another server process")
+            .with_detail("The postmaster has commanded this server process to roll back the current transaction and exit, because another server process exited abnormally and possibly corrupted shared memory.")
+            .with_hint("In a moment you should be able to reconnect to the database and repeat your command."),
+    );
+    let stop = notice(PgError::notice(
+        Severity::Warning,
+        SqlState::ADMIN_SHUTDOWN,
+        "terminating connection due to immediate shutdown command",
+    ));
+    let unexpected = notice(PgError::notice(
+        Severity::Warning,
+        SqlState::CRASH_SHUTDOWN,
+        "terminating connection because of unexpected SIGQUIT signal",
+    ));
+    // SAFETY: the segment stays mapped until this process exits (the
+    // ChildContext owning it lives for the whole of main), so the reference
+    // may be treated as 'static.
+    let board: &'static shmem_layout::pmsignal::PmSignal =
+        unsafe { &*(ctx.shmem.pm_signal() as *const shmem_layout::pmsignal::PmSignal) };
+    signal_hook::low_level::unregister(ctx.crash_exit_handler);
+    // SAFETY: the action reads an atomic, calls send(2) and _exit(2), all
+    // async-signal-safe; the buffers were allocated before registration.
+    let r = unsafe {
+        signal_hook::low_level::register(libc::SIGQUIT, move || {
+            let msg = match board.quit_reason() {
+                QuitReason::Crash => &crash,
+                QuitReason::Stop => &stop,
+                QuitReason::NotSent => &unexpected,
+            };
+            libc::send(
+                client_fd,
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            );
+            libc::_exit(2);
+        })
+    };
+    if r.is_err() {
+        launch::child::install_crash_exit_handler();
+    }
+}

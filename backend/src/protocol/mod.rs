@@ -1,0 +1,223 @@
+//! The v3 frontend/backend protocol: framing, reading and writing messages
+//! on the client socket with blocking I/O.
+//!
+//! Reads go through a buffer filled with `recv`; before blocking for more
+//! input the caller waits on the socket together with the signal pipe
+//! (see `postgres.rs`), so signals are seen while idle. Writes accumulate
+//! in an output buffer flushed at ReadyForQuery, when it grows past
+//! [`FLUSH_THRESHOLD_BYTES`], and before waiting for input.
+//!
+//! # Invariants
+//! 1. A message is handed out only once it is complete; its length field was
+//!    checked against [`MAX_MESSAGE_BYTES`] before the body was buffered.
+//! 2. A malformed message is a [`ProtocolError`]: the caller sends a FATAL
+//!    08P01 and ends this one connection.
+
+pub mod messages;
+pub mod startup;
+
+use pgerror::{PgError, SqlState};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// PostgreSQL's PQ_LARGE_MESSAGE_LIMIT.
+pub const MAX_MESSAGE_BYTES: usize = 0x3fff_ffff;
+/// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
+pub const MAX_STARTUP_PACKET_BYTES: usize = 10_000;
+pub const FLUSH_THRESHOLD_BYTES: usize = 8192;
+
+/// Why reading from the client stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The client closed the connection (EOF or reset).
+    Eof,
+    /// The bytes do not form a valid message.
+    Protocol(PgError),
+}
+
+pub fn protocol_violation(msg: impl Into<String>) -> ReadError {
+    ReadError::Protocol(PgError::fatal(SqlState::PROTOCOL_VIOLATION, msg))
+}
+
+/// The client connection: socket plus input and output buffers.
+pub struct Connection {
+    sock: OwnedFd,
+    inbuf: Vec<u8>,
+    inpos: usize,
+    pub outbuf: Vec<u8>,
+    /// The peer went away while we were writing; further output is dropped.
+    pub broken: bool,
+}
+
+impl Connection {
+    pub fn new(sock: OwnedFd) -> Connection {
+        Connection {
+            sock,
+            inbuf: Vec::with_capacity(8192),
+            inpos: 0,
+            outbuf: Vec::with_capacity(8192),
+            broken: false,
+        }
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+
+    pub fn sock(&self) -> &OwnedFd {
+        &self.sock
+    }
+
+    /// Bytes buffered but not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.inbuf.len() - self.inpos
+    }
+
+    /// One `recv` into the input buffer. Blocks unless data is ready.
+    fn fill(&mut self) -> Result<(), ReadError> {
+        if self.inpos > 0 && self.inpos == self.inbuf.len() {
+            self.inbuf.clear();
+            self.inpos = 0;
+        } else if self.inpos > 65536 {
+            self.inbuf.drain(..self.inpos);
+            self.inpos = 0;
+        }
+        let old = self.inbuf.len();
+        self.inbuf.resize(old + 16384, 0);
+        loop {
+            // SAFETY: receiving into the spare part of our own buffer.
+            let n = unsafe {
+                libc::recv(
+                    self.sock.as_raw_fd(),
+                    self.inbuf[old..].as_mut_ptr() as *mut libc::c_void,
+                    16384,
+                    0,
+                )
+            };
+            if n > 0 {
+                self.inbuf.truncate(old + n as usize);
+                return Ok(());
+            }
+            self.inbuf.truncate(old);
+            if n == 0 {
+                return Err(ReadError::Eof);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                // A signal: let the caller look at its flags first.
+                return Ok(());
+            }
+            return Err(ReadError::Eof);
+        }
+    }
+
+    /// Ensures `n` bytes are buffered, reading as needed.
+    fn need(&mut self, n: usize) -> Result<(), ReadError> {
+        while self.buffered() < n {
+            self.fill()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the untyped startup packet (length-prefixed).
+    pub fn read_startup_packet(&mut self) -> Result<Vec<u8>, ReadError> {
+        self.need(4)?;
+        let len = u32::from_be_bytes(
+            self.inbuf[self.inpos..self.inpos + 4]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        if !(8..=MAX_STARTUP_PACKET_BYTES).contains(&len) {
+            return Err(protocol_violation("invalid length of startup packet"));
+        }
+        self.need(len)?;
+        let body = self.inbuf[self.inpos + 4..self.inpos + len].to_vec();
+        self.inpos += len;
+        Ok(body)
+    }
+
+    /// Whether a whole message is already buffered (no blocking needed).
+    pub fn has_message(&self) -> bool {
+        if self.buffered() < 5 {
+            return false;
+        }
+        let len = u32::from_be_bytes(
+            self.inbuf[self.inpos + 1..self.inpos + 5]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        self.buffered() >= 1 + len
+    }
+
+    /// Reads one typed message: (type byte, body).
+    pub fn read_message(&mut self) -> Result<(u8, Vec<u8>), ReadError> {
+        self.need(5)?;
+        let typ = self.inbuf[self.inpos];
+        let len = u32::from_be_bytes(
+            self.inbuf[self.inpos + 1..self.inpos + 5]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        if len < 4 || len > MAX_MESSAGE_BYTES {
+            return Err(protocol_violation(format!("invalid message length {len}")));
+        }
+        self.need(1 + len)?;
+        let body = self.inbuf[self.inpos + 5..self.inpos + 1 + len].to_vec();
+        self.inpos += 1 + len;
+        Ok((typ, body))
+    }
+
+    /// Appends a raw message to the output buffer.
+    pub fn send(&mut self, typ: u8, body: &[u8]) {
+        self.outbuf.push(typ);
+        self.outbuf
+            .extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        self.outbuf.extend_from_slice(body);
+    }
+
+    /// Writes a single byte with no framing (the answer to SSLRequest).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.outbuf.extend_from_slice(bytes);
+    }
+
+    /// Writes out the output buffer; a dead peer marks the connection broken.
+    pub fn flush(&mut self) -> Result<(), PgError> {
+        let mut off = 0;
+        while off < self.outbuf.len() && !self.broken {
+            // SAFETY: sending from our own buffer; MSG_NOSIGNAL avoids SIGPIPE.
+            let n = unsafe {
+                libc::send(
+                    self.sock.as_raw_fd(),
+                    self.outbuf[off..].as_ptr() as *const libc::c_void,
+                    self.outbuf.len() - off,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                off += n as usize;
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            self.broken = true;
+        }
+        self.outbuf.clear();
+        if self.broken {
+            return Err(PgError::fatal(
+                SqlState::CONNECTION_FAILURE,
+                "connection to client lost",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Flushes only when the output buffer is large.
+    pub fn maybe_flush(&mut self) -> Result<(), PgError> {
+        if self.outbuf.len() >= FLUSH_THRESHOLD_BYTES {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+}

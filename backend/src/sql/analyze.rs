@@ -1,0 +1,375 @@
+//! Semantic analysis of SELECT: raw parse tree → typed [`Query`]
+//! (PostgreSQL's analyze.c `transformSelectStmt` and parse_target.c).
+//!
+//! The clauses are analyzed in PostgreSQL's order (FROM, target list,
+//! WHERE, ORDER BY, DISTINCT, LIMIT), so that when a statement has several
+//! mistakes, the same one is reported first. Output column names follow
+//! `FigureColname`: the alias, else a name derived from the expression
+//! (column, function or type name, `case`, `coalesce`...), else `?column?`.
+//!
+//! There are no tables yet: any FROM item names a relation that does not
+//! exist, and the honest answer is PostgreSQL's `42P01 relation "t" does
+//! not exist`. Clauses that need more than one row (GROUP BY, set
+//! operations, VALUES, window functions) answer `0A000`.
+//!
+//! Expressions are analyzed in `analyze_expr.rs`.
+
+use super::analyze_expr::{expr_location, transform_expr};
+use super::casts::CoercionContext;
+use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, Located};
+use super::expr::{Query, TargetEntry};
+use super::io::IoContext;
+use super::parser::{char_position, inner};
+use super::types::TypeOid;
+use pg_query::protobuf::{self as pb, node::Node as N, Node};
+use pgerror::{PgError, PgResult, SqlState};
+
+/// What analysis of one statement needs: the whole query text (locations
+/// are offsets into it) and the settings-dependent input context (for
+/// literals such as `'now'::timestamptz`).
+pub struct ParseState<'a> {
+    pub query: &'a str,
+    pub io: &'a IoContext,
+}
+
+impl ParseState<'_> {
+    /// Attaches the character position of byte `location` to `error`,
+    /// unless it already has one or the location is unknown.
+    pub fn error_at(&self, error: PgError, location: i32) -> PgError {
+        match (error.position, char_position(self.query, location)) {
+            (None, Some(p)) => error.with_position(p),
+            _ => error,
+        }
+    }
+
+    /// `0A000 <what> is/are not supported yet` at a location.
+    pub fn unsupported_at(&self, what: &str, location: i32) -> PgError {
+        let verb = if what.ends_with('s') { "are" } else { "is" };
+        self.error_at(
+            PgError::unsupported(format!("{what} {verb} not supported yet")),
+            location,
+        )
+    }
+}
+
+pub fn analyze_select(ps: &ParseState, stmt: &pb::SelectStmt) -> PgResult<Query> {
+    if stmt.op != pb::SetOperation::SetopNone as i32 {
+        let what = match pb::SetOperation::from_i32(stmt.op).ok_or(()) {
+            Ok(pb::SetOperation::SetopUnion) => "UNION",
+            Ok(pb::SetOperation::SetopIntersect) => "INTERSECT",
+            _ => "EXCEPT",
+        };
+        return Err(PgError::unsupported(format!("{what} is not supported yet")));
+    }
+    if !stmt.values_lists.is_empty() {
+        return Err(PgError::unsupported("VALUES is not supported yet"));
+    }
+    if stmt.with_clause.is_some() {
+        return Err(PgError::unsupported("WITH is not supported yet"));
+    }
+    if stmt.into_clause.is_some() {
+        return Err(PgError::unsupported("SELECT INTO is not supported yet"));
+    }
+    if let Some(item) = stmt.from_clause.first() {
+        return Err(from_item_error(ps, item));
+    }
+
+    let mut targets = Vec::with_capacity(stmt.target_list.len());
+    for t in &stmt.target_list {
+        let Some(N::ResTarget(rt)) = inner(t) else {
+            return Err(PgError::internal("target list item is not a ResTarget"));
+        };
+        targets.push(transform_target(ps, rt)?);
+    }
+
+    let qual = match stmt.where_clause.as_deref() {
+        Some(w) => Some(coerce_to_boolean(ps, located(ps, w)?, "WHERE")?),
+        None => None,
+    };
+    if stmt.having_clause.is_some() || !stmt.group_clause.is_empty() {
+        return Err(PgError::unsupported(
+            "GROUP BY and HAVING are not supported yet",
+        ));
+    }
+    for s in &stmt.sort_clause {
+        check_sort_item(ps, s, &targets)?;
+    }
+    if let Some(first) = stmt.distinct_clause.first() {
+        // Plain DISTINCT is a list holding one empty node; anything else is
+        // DISTINCT ON (...).
+        if first.node.is_some() {
+            return Err(PgError::unsupported(
+                "SELECT DISTINCT ON is not supported yet",
+            ));
+        }
+    }
+    if !stmt.window_clause.is_empty() {
+        return Err(PgError::unsupported(
+            "window functions are not supported yet",
+        ));
+    }
+    if stmt.limit_option == pb::LimitOption::WithTies as i32 {
+        return Err(PgError::unsupported(
+            "FETCH FIRST ... WITH TIES is not supported yet",
+        ));
+    }
+    let limit_offset = limit_expr(ps, stmt.limit_offset.as_deref(), "OFFSET")?;
+    let limit_count = limit_expr(ps, stmt.limit_count.as_deref(), "LIMIT")?;
+    // Without a FROM clause the query yields at most one row, so ORDER BY and
+    // plain DISTINCT need no plan nodes, and FOR UPDATE locks nothing: they
+    // were checked above and have no effect. This stops being true with the
+    // first table.
+    Ok(Query {
+        targets,
+        qual,
+        limit_count,
+        limit_offset,
+    })
+}
+
+fn located(ps: &ParseState, node: &Node) -> PgResult<Located> {
+    Ok(Located {
+        expr: transform_expr(ps, node)?,
+        location: expr_location(node),
+    })
+}
+
+/// The error for the first FROM item: its relation cannot exist yet.
+fn from_item_error(ps: &ParseState, item: &Node) -> PgError {
+    match inner(item) {
+        Some(N::RangeVar(rv)) => {
+            let name = if rv.schemaname.is_empty() {
+                rv.relname.clone()
+            } else {
+                format!("{}.{}", rv.schemaname, rv.relname)
+            };
+            ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                ),
+                rv.location,
+            )
+        }
+        Some(N::JoinExpr(j)) => match j.larg.as_deref() {
+            Some(left) => from_item_error(ps, left),
+            None => PgError::unsupported("JOIN is not supported yet"),
+        },
+        Some(N::RangeSubselect(_)) => {
+            PgError::unsupported("subqueries in FROM are not supported yet")
+        }
+        Some(N::RangeFunction(_)) => {
+            PgError::unsupported("functions in FROM are not supported yet")
+        }
+        _ => PgError::unsupported("this FROM clause item is not supported yet"),
+    }
+}
+
+fn transform_target(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<TargetEntry> {
+    let Some(val) = rt.val.as_deref() else {
+        return Err(PgError::internal("ResTarget without a value"));
+    };
+    if let Some(N::ColumnRef(cr)) = inner(val) {
+        if cr
+            .fields
+            .last()
+            .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))))
+        {
+            if cr.fields.len() == 1 {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState::SYNTAX_ERROR,
+                        "SELECT * with no tables specified is not valid",
+                    ),
+                    cr.location,
+                ));
+            }
+        }
+    }
+    let expr = transform_expr(ps, val)?;
+    // resolveTargetListUnknowns: an output column is never of type unknown.
+    let expr = if expr.type_oid() == TypeOid::UNKNOWN {
+        let location = expr_location(val);
+        coerce(
+            ps,
+            Located { expr, location },
+            TypeOid::TEXT,
+            -1,
+            CoercionContext::Implicit,
+        )?
+        .expect("unknown coerces to text")
+    } else {
+        expr
+    };
+    let name = if rt.name.is_empty() {
+        figure_colname(val)
+    } else {
+        rt.name.clone()
+    };
+    Ok(TargetEntry { expr, name })
+}
+
+/// ORDER BY items must name an output column, a position in the select
+/// list, or be a valid expression.
+fn check_sort_item(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResult<()> {
+    let Some(N::SortBy(sort)) = inner(item) else {
+        return Ok(());
+    };
+    let Some(node) = sort.node.as_deref() else {
+        return Ok(());
+    };
+    match inner(node) {
+        Some(N::AConst(c)) => {
+            let Some(pb::a_const::Val::Ival(i)) = &c.val else {
+                return Err(ps.error_at(
+                    PgError::new(SqlState::SYNTAX_ERROR, "non-integer constant in ORDER BY"),
+                    c.location,
+                ));
+            };
+            if i.ival < 1 || i.ival as usize > targets.len() {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState(*b"42P10"),
+                        format!("ORDER BY position {} is not in select list", i.ival),
+                    ),
+                    c.location,
+                ));
+            }
+            return Ok(());
+        }
+        Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
+            if let Some(name) = cr.fields.first().and_then(super::parser::string_value) {
+                if targets.iter().any(|t| t.name == name) {
+                    return Ok(());
+                }
+            }
+        }
+        _ => {}
+    }
+    transform_expr(ps, node).map(|_| ())
+}
+
+fn limit_expr(
+    ps: &ParseState,
+    node: Option<&Node>,
+    clause: &str,
+) -> PgResult<Option<crate::sql::expr::Expr>> {
+    let Some(node) = node else { return Ok(None) };
+    let arg = located(ps, node)?;
+    Ok(Some(coerce_to_specific(ps, arg, TypeOid::INT8, clause)?))
+}
+
+/// FigureColname: the output name PostgreSQL gives an unnamed column.
+pub fn figure_colname(node: &Node) -> String {
+    let mut name = String::from("?column?");
+    figure_colname_internal(node, &mut name);
+    name
+}
+
+/// Returns the strength of the name found: 2 for a real name (column or
+/// function), 1 for a fallback (type name, `case`), 0 for none.
+fn figure_colname_internal(node: &Node, name: &mut String) -> u8 {
+    use super::parser::string_value;
+    let last_string = |list: &[Node]| list.iter().rev().find_map(string_value).map(str::to_string);
+    match inner(node) {
+        Some(N::ColumnRef(cr)) => {
+            if let Some(s) = cr.fields.last().and_then(string_value) {
+                *name = s.to_string();
+                return 2;
+            }
+        }
+        Some(N::FuncCall(fc)) => {
+            if let Some(s) = last_string(&fc.funcname) {
+                *name = s;
+                return 2;
+            }
+        }
+        Some(N::AExpr(e)) if e.kind == pb::AExprKind::AexprNullif as i32 => {
+            *name = "nullif".into();
+            return 2;
+        }
+        Some(N::TypeCast(tc)) => {
+            let strength = tc
+                .arg
+                .as_deref()
+                .map_or(0, |a| figure_colname_internal(a, name));
+            if strength <= 1 {
+                if let Some(s) = tc.type_name.as_ref().and_then(|t| last_string(&t.names)) {
+                    *name = s;
+                    return 1;
+                }
+            }
+            return strength;
+        }
+        Some(N::CaseExpr(c)) => {
+            let strength = c
+                .defresult
+                .as_deref()
+                .map_or(0, |d| figure_colname_internal(d, name));
+            if strength <= 1 {
+                *name = "case".into();
+                return 1;
+            }
+            return strength;
+        }
+        Some(N::CoalesceExpr(_)) => {
+            *name = "coalesce".into();
+            return 2;
+        }
+        Some(N::MinMaxExpr(m)) => {
+            *name = if m.op == pb::MinMaxOp::IsGreatest as i32 {
+                "greatest"
+            } else {
+                "least"
+            }
+            .into();
+            return 2;
+        }
+        Some(N::SqlvalueFunction(f)) => {
+            if let Some(n) = sql_value_function_name(f.op) {
+                *name = n.into();
+                return 2;
+            }
+        }
+        Some(N::AArrayExpr(_)) => {
+            *name = "array".into();
+            return 2;
+        }
+        Some(N::RowExpr(_)) => {
+            *name = "row".into();
+            return 2;
+        }
+        Some(N::SubLink(s)) => {
+            if s.sub_link_type == pb::SubLinkType::ExistsSublink as i32 {
+                *name = "exists".into();
+                return 2;
+            }
+            if s.sub_link_type == pb::SubLinkType::ArraySublink as i32 {
+                *name = "array".into();
+                return 2;
+            }
+        }
+        _ => {}
+    }
+    0
+}
+
+/// The column name of a SQL-standard "function" written without
+/// parentheses (CURRENT_TIMESTAMP, CURRENT_USER...).
+pub fn sql_value_function_name(op: i32) -> Option<&'static str> {
+    use pb::SqlValueFunctionOp as Op;
+    Some(match Op::from_i32(op)? {
+        Op::SvfopCurrentDate => "current_date",
+        Op::SvfopCurrentTime | Op::SvfopCurrentTimeN => "current_time",
+        Op::SvfopCurrentTimestamp | Op::SvfopCurrentTimestampN => "current_timestamp",
+        Op::SvfopLocaltime | Op::SvfopLocaltimeN => "localtime",
+        Op::SvfopLocaltimestamp | Op::SvfopLocaltimestampN => "localtimestamp",
+        Op::SvfopCurrentRole => "current_role",
+        Op::SvfopCurrentUser => "current_user",
+        Op::SvfopUser => "user",
+        Op::SvfopSessionUser => "session_user",
+        Op::SvfopCurrentCatalog => "current_catalog",
+        Op::SvfopCurrentSchema => "current_schema",
+        Op::SqlvalueFunctionOpUndefined => return None,
+    })
+}

@@ -1,0 +1,182 @@
+//! The analyzed forms: typed expressions and the `Query` the analyzer hands
+//! to the planner (PostgreSQL's `primnodes.h`/`parsenodes.h` Query, reduced).
+//!
+//! # Invariants
+//!
+//! 1. Every [`Expr`] has a fixed result type ([`Expr::type_oid`]); the
+//!    executor never inspects a value to decide what it is.
+//! 2. Arguments of a `Func` already have exactly the types the function
+//!    declares (the analyzer inserted the implicit casts), except where the
+//!    declared type is polymorphic (`"any"`, `anynonarray`).
+//! 3. `unknown` survives only in `Const`s that no context typed yet; the
+//!    analyzer turns output columns of type `unknown` into `text`.
+
+use super::casts::CastMethod;
+use super::datum::Datum;
+use super::funcs::ProcId;
+use super::types::TypeOid;
+
+#[derive(Clone, Debug)]
+pub enum Expr {
+    Const {
+        value: Datum,
+        ty: TypeOid,
+        typmod: i32,
+    },
+    /// A function call; operators are calls of their underlying function.
+    Func {
+        proc: ProcId,
+        args: Vec<Expr>,
+        /// Argument types as written, for functions that look at them
+        /// (`pg_typeof`).
+        arg_types: Vec<TypeOid>,
+        ty: TypeOid,
+    },
+    Cast(Box<Cast>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    NullTest {
+        arg: Box<Expr>,
+        /// IS NULL (true) or IS NOT NULL (false).
+        is_null: bool,
+    },
+    BoolTest {
+        arg: Box<Expr>,
+        test: BoolTestKind,
+    },
+    /// `a IS [NOT] DISTINCT FROM b`, using the `=` operator's function.
+    Distinct {
+        eq: ProcId,
+        args: Box<[Expr; 2]>,
+        negated: bool,
+    },
+    /// `NULLIF(a, b)`: the `=` function, result of a's type.
+    NullIf {
+        eq: ProcId,
+        args: Box<[Expr; 2]>,
+        ty: TypeOid,
+    },
+    Case(Box<Case>),
+    /// The value of a `CASE x WHEN ...`'s `x`, inside its WHEN tests.
+    CaseTest {
+        ty: TypeOid,
+    },
+    Coalesce {
+        args: Vec<Expr>,
+        ty: TypeOid,
+    },
+    /// GREATEST (uses `>`) / LEAST (uses `<`), ignoring NULLs.
+    MinMax {
+        cmp: ProcId,
+        args: Vec<Expr>,
+        ty: TypeOid,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Cast {
+    pub arg: Expr,
+    pub to: TypeOid,
+    pub typmod: i32,
+    pub method: CastMethod,
+    /// Written by the user (`::`, CAST): varchar typmods truncate silently.
+    pub explicit: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// The `x` of `CASE x WHEN ...`, evaluated once.
+    pub arg: Option<Expr>,
+    /// (condition, result) pairs; conditions are boolean.
+    pub whens: Vec<(Expr, Expr)>,
+    pub default: Expr,
+    pub ty: TypeOid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoolTestKind {
+    IsTrue,
+    IsNotTrue,
+    IsFalse,
+    IsNotFalse,
+    IsUnknown,
+    IsNotUnknown,
+}
+
+impl Expr {
+    pub fn null_of(ty: TypeOid) -> Expr {
+        Expr::Const {
+            value: Datum::Null,
+            ty,
+            typmod: -1,
+        }
+    }
+
+    pub fn type_oid(&self) -> TypeOid {
+        match self {
+            Expr::Const { ty, .. }
+            | Expr::Func { ty, .. }
+            | Expr::NullIf { ty, .. }
+            | Expr::CaseTest { ty }
+            | Expr::Coalesce { ty, .. }
+            | Expr::MinMax { ty, .. } => *ty,
+            Expr::Cast(c) => c.to,
+            Expr::Case(c) => c.ty,
+            Expr::And(_)
+            | Expr::Or(_)
+            | Expr::Not(_)
+            | Expr::NullTest { .. }
+            | Expr::BoolTest { .. } => TypeOid::BOOL,
+            Expr::Distinct { .. } => TypeOid::BOOL,
+        }
+    }
+
+    /// exprTypmod: known for constants and casts, and for CASE/COALESCE when
+    /// all branches agree; -1 otherwise.
+    pub fn typmod(&self) -> i32 {
+        fn common<'a>(mut it: impl Iterator<Item = &'a Expr>) -> i32 {
+            let Some(first) = it.next() else { return -1 };
+            let t = first.typmod();
+            if it.all(|e| e.typmod() == t) {
+                t
+            } else {
+                -1
+            }
+        }
+        match self {
+            Expr::Const { typmod, .. } => *typmod,
+            Expr::Cast(c) => c.typmod,
+            Expr::Coalesce { args, .. } => common(args.iter()),
+            Expr::Case(c) => common(
+                c.whens
+                    .iter()
+                    .map(|(_, r)| r)
+                    .chain(std::iter::once(&c.default)),
+            ),
+            _ => -1,
+        }
+    }
+
+    pub fn is_const(&self) -> bool {
+        matches!(self, Expr::Const { .. })
+    }
+}
+
+/// One output column of a query.
+#[derive(Clone, Debug)]
+pub struct TargetEntry {
+    pub expr: Expr,
+    pub name: String,
+}
+
+/// An analyzed SELECT (without FROM, for now).
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub targets: Vec<TargetEntry>,
+    /// WHERE; boolean.
+    pub qual: Option<Expr>,
+    /// LIMIT and OFFSET, both int8.
+    pub limit_count: Option<Expr>,
+    pub limit_offset: Option<Expr>,
+}

@@ -1,0 +1,319 @@
+//! The planner: analyzed [`Query`] → tree of [`Plan`] nodes, with constant
+//! folding (PostgreSQL's planner.c and clauses.c `eval_const_expressions`).
+//!
+//! Folding matters to clients, not only to speed: PostgreSQL evaluates
+//! immutable functions of constants while planning, so `select 1/0` fails
+//! *before* any RowDescription is sent, while `select current_setting('x')`
+//! (stable) fails after it. We fold exactly what PostgreSQL folds:
+//!
+//! 1. Calls of immutable functions and casts whose arguments are all
+//!    constants; strict calls with a NULL constant argument become NULL.
+//! 2. `AND`/`OR` drop constant TRUE/FALSE arguments and stop at a deciding
+//!    one — later arguments are then not folded (`false and 1/0 = 1` is
+//!    false, not an error).
+//! 3. `CASE` drops arms whose condition folds to FALSE or NULL without
+//!    folding their results, and stops at an arm that folds to TRUE;
+//!    `COALESCE` stops at the first non-NULL constant.
+//!
+//! Stable and volatile functions (`now()`, `current_setting`, `pg_sleep`)
+//! run in the executor.
+//!
+//! Today's plans have one shape, `Limit?(Result)`: without tables a query
+//! produces at most one row. Scans, joins, sorts and aggregates plug into
+//! the same tree.
+
+use super::datum::Datum;
+use super::eval::{eval, ExecEnv};
+use super::expr::{Case, Expr, Query};
+use super::funcs::{self, Volatility};
+use super::types::TypeOid;
+use pgerror::PgResult;
+
+/// One output column, as RowDescription announces it.
+#[derive(Clone, Debug)]
+pub struct OutputColumn {
+    pub name: String,
+    pub ty: TypeOid,
+    pub typmod: i32,
+}
+
+#[derive(Clone, Debug)]
+pub enum Plan {
+    /// Computes one row from `targets` (which reference no input), if the
+    /// one-time `filter` holds.
+    Result {
+        filter: Option<Expr>,
+        targets: Vec<Expr>,
+    },
+    /// Skips `offset` rows of its input, then returns at most `count`.
+    Limit {
+        input: Box<Plan>,
+        offset: Option<Expr>,
+        count: Option<Expr>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedStmt {
+    pub plan: Plan,
+    pub columns: Vec<OutputColumn>,
+}
+
+pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
+    let mut folder = Folder {
+        env,
+        case_values: Vec::new(),
+    };
+    let columns = query
+        .targets
+        .iter()
+        .map(|t| OutputColumn {
+            name: t.name.clone(),
+            ty: t.expr.type_oid(),
+            typmod: t.expr.typmod(),
+        })
+        .collect();
+    let targets = query
+        .targets
+        .into_iter()
+        .map(|t| folder.fold(t.expr))
+        .collect::<PgResult<Vec<_>>>()?;
+    let filter = query.qual.map(|q| folder.fold(q)).transpose()?;
+    let mut plan = Plan::Result { filter, targets };
+    if query.limit_count.is_some() || query.limit_offset.is_some() {
+        plan = Plan::Limit {
+            input: Box::new(plan),
+            offset: query.limit_offset.map(|e| folder.fold(e)).transpose()?,
+            count: query.limit_count.map(|e| folder.fold(e)).transpose()?,
+        };
+    }
+    Ok(PlannedStmt { plan, columns })
+}
+
+struct Folder<'a, 's> {
+    env: &'a mut ExecEnv<'s>,
+    /// Constant values of enclosing `CASE x` subjects (`None`: not constant).
+    case_values: Vec<Option<Datum>>,
+}
+
+fn constant(value: Datum, ty: TypeOid, typmod: i32) -> Expr {
+    Expr::Const { value, ty, typmod }
+}
+
+fn as_const(e: &Expr) -> Option<&Datum> {
+    match e {
+        Expr::Const { value, .. } => Some(value),
+        _ => None,
+    }
+}
+
+impl Folder<'_, '_> {
+    /// Evaluates an expression whose inputs are all constants.
+    fn evaluate(&mut self, e: Expr) -> PgResult<Expr> {
+        let (ty, typmod) = (e.type_oid(), e.typmod());
+        Ok(constant(eval(&e, self.env)?, ty, typmod))
+    }
+
+    fn fold(&mut self, e: Expr) -> PgResult<Expr> {
+        match e {
+            Expr::Const { .. } => Ok(e),
+            Expr::CaseTest { ty } => Ok(match self.case_values.last() {
+                Some(Some(v)) => constant(v.clone(), ty, -1),
+                _ => e,
+            }),
+            Expr::Func {
+                proc,
+                args,
+                arg_types,
+                ty,
+            } => {
+                let args = self.fold_all(args)?;
+                let p = funcs::proc(proc);
+                if p.strict && args.iter().any(|a| as_const(a).is_some_and(Datum::is_null)) {
+                    return Ok(Expr::null_of(ty));
+                }
+                let call = Expr::Func {
+                    proc,
+                    args,
+                    arg_types,
+                    ty,
+                };
+                if p.volatility == Volatility::Immutable && all_const(&call) {
+                    self.evaluate(call)
+                } else {
+                    Ok(call)
+                }
+            }
+            Expr::Cast(mut c) => {
+                c.arg = self.fold(c.arg)?;
+                let immutable =
+                    c.method.volatility(c.arg.type_oid(), c.to) == Volatility::Immutable;
+                let cast = Expr::Cast(c);
+                if immutable && all_const(&cast) {
+                    self.evaluate(cast)
+                } else {
+                    Ok(cast)
+                }
+            }
+            Expr::And(args) => self.fold_junction(args, false),
+            Expr::Or(args) => self.fold_junction(args, true),
+            Expr::Not(arg) => {
+                let arg = Box::new(self.fold(*arg)?);
+                self.fold_then_evaluate(Expr::Not(arg))
+            }
+            Expr::NullTest { arg, is_null } => {
+                let arg = Box::new(self.fold(*arg)?);
+                self.fold_then_evaluate(Expr::NullTest { arg, is_null })
+            }
+            Expr::BoolTest { arg, test } => {
+                let arg = Box::new(self.fold(*arg)?);
+                self.fold_then_evaluate(Expr::BoolTest { arg, test })
+            }
+            Expr::Distinct { eq, args, negated } => {
+                let [l, r] = *args;
+                let args = Box::new([self.fold(l)?, self.fold(r)?]);
+                self.fold_then_evaluate(Expr::Distinct { eq, args, negated })
+            }
+            Expr::NullIf { eq, args, ty } => {
+                let [l, r] = *args;
+                let args = Box::new([self.fold(l)?, self.fold(r)?]);
+                self.fold_then_evaluate(Expr::NullIf { eq, args, ty })
+            }
+            Expr::MinMax { cmp, args, ty } => {
+                let args = self.fold_all(args)?;
+                self.fold_then_evaluate(Expr::MinMax { cmp, args, ty })
+            }
+            Expr::Coalesce { args, ty } => {
+                let mut kept = Vec::new();
+                for a in args {
+                    let a = self.fold(a)?;
+                    match as_const(&a) {
+                        Some(Datum::Null) => continue,
+                        Some(_) => {
+                            if kept.is_empty() {
+                                return Ok(a);
+                            }
+                            kept.push(a);
+                            break;
+                        }
+                        None => kept.push(a),
+                    }
+                }
+                Ok(if kept.is_empty() {
+                    Expr::null_of(ty)
+                } else {
+                    Expr::Coalesce { args: kept, ty }
+                })
+            }
+            Expr::Case(c) => self.fold_case(*c),
+        }
+    }
+
+    fn fold_all(&mut self, args: Vec<Expr>) -> PgResult<Vec<Expr>> {
+        args.into_iter().map(|a| self.fold(a)).collect()
+    }
+
+    /// For constructs that are immutable in themselves: evaluate when every
+    /// input is constant (the inputs are already folded).
+    fn fold_then_evaluate(&mut self, e: Expr) -> PgResult<Expr> {
+        let immutable = match &e {
+            Expr::Distinct { eq: p, .. }
+            | Expr::NullIf { eq: p, .. }
+            | Expr::MinMax { cmp: p, .. } => funcs::proc(*p).volatility == Volatility::Immutable,
+            _ => true,
+        };
+        if immutable && all_const(&e) {
+            self.evaluate(e)
+        } else {
+            Ok(e)
+        }
+    }
+
+    /// AND (`decider` false) or OR (`decider` true).
+    fn fold_junction(&mut self, args: Vec<Expr>, decider: bool) -> PgResult<Expr> {
+        let mut kept = Vec::new();
+        let mut saw_null = false;
+        for a in args {
+            let a = self.fold(a)?;
+            match as_const(&a) {
+                Some(Datum::Bool(b)) if *b == decider => {
+                    return Ok(constant(Datum::Bool(decider), TypeOid::BOOL, -1))
+                }
+                Some(Datum::Bool(_)) => {}
+                Some(_) => saw_null = true,
+                None => kept.push(a),
+            }
+        }
+        if kept.is_empty() {
+            return Ok(if saw_null {
+                Expr::null_of(TypeOid::BOOL)
+            } else {
+                constant(Datum::Bool(!decider), TypeOid::BOOL, -1)
+            });
+        }
+        if saw_null {
+            kept.push(Expr::null_of(TypeOid::BOOL));
+        }
+        Ok(match (kept.len(), decider) {
+            (1, _) => kept.pop().expect("one argument"),
+            (_, false) => Expr::And(kept),
+            (_, true) => Expr::Or(kept),
+        })
+    }
+
+    fn fold_case(&mut self, c: Case) -> PgResult<Expr> {
+        let arg = c.arg.map(|a| self.fold(a)).transpose()?;
+        if let Some(a) = &arg {
+            self.case_values.push(as_const(a).cloned());
+        }
+        let result = self.fold_case_arms(c.whens, c.default);
+        if arg.is_some() {
+            self.case_values.pop();
+        }
+        let (whens, default) = result?;
+        if whens.is_empty() {
+            return Ok(default);
+        }
+        // With a constant subject, the arms no longer refer to it.
+        let arg = arg.filter(|a| !a.is_const());
+        Ok(Expr::Case(Box::new(Case {
+            arg,
+            whens,
+            default,
+            ty: c.ty,
+        })))
+    }
+
+    fn fold_case_arms(
+        &mut self,
+        whens: Vec<(Expr, Expr)>,
+        default: Expr,
+    ) -> PgResult<(Vec<(Expr, Expr)>, Expr)> {
+        let mut kept = Vec::new();
+        for (condition, result) in whens {
+            let condition = self.fold(condition)?;
+            match as_const(&condition) {
+                Some(Datum::Bool(true)) => {
+                    let result = self.fold(result)?;
+                    return Ok((kept, result));
+                }
+                Some(_) => continue, // FALSE or NULL: the arm can never be taken.
+                None => kept.push((condition, self.fold(result)?)),
+            }
+        }
+        Ok((kept, self.fold(default)?))
+    }
+}
+
+fn all_const(e: &Expr) -> bool {
+    let children: Vec<&Expr> = match e {
+        Expr::Func { args, .. } | Expr::MinMax { args, .. } => args.iter().collect(),
+        Expr::Cast(c) => vec![&c.arg],
+        Expr::Not(a) | Expr::NullTest { arg: a, .. } | Expr::BoolTest { arg: a, .. } => {
+            vec![a.as_ref()]
+        }
+        Expr::Distinct { args, .. } | Expr::NullIf { args, .. } => args.iter().collect(),
+        _ => return false,
+    };
+    children.iter().all(|c| c.is_const())
+}

@@ -1,0 +1,252 @@
+//! The simple-Query message: every statement of one query string, in order
+//! (PostgreSQL's postgres.c `exec_simple_query`).
+//!
+//! # Rules
+//!
+//! 1. The whole string is parsed before anything runs: a syntax error in
+//!    the third statement means the first two never execute.
+//! 2. An empty string (or only `;`s and comments) answers EmptyQueryResponse.
+//! 3. Each statement runs in a transaction (`xact.rs`); two or more
+//!    statements share one implicit block, committed after the last one.
+//! 4. Execution stops at the first error, which is returned to the caller
+//!    (who sends ErrorResponse, then ReadyForQuery with
+//!    [`TransactionState::ready_status`](super::xact::TransactionState::ready_status)).
+//!    Before returning, the current transaction is aborted.
+//! 5. In a failed block only COMMIT/ROLLBACK (and ROLLBACK TO) run; anything
+//!    else answers `25P02`.
+
+use super::analyze::{analyze_select, ParseState};
+use super::datetime::{self, TimeZone};
+use super::eval::ExecEnv;
+use super::execute::run_select;
+use super::io::IoContext;
+use super::parser::{self, char_position, RawStatement};
+use super::plan::plan_query;
+use super::utility;
+use crate::dest::Dest;
+use crate::session::Session;
+use pg_query::protobuf::{self as pb, node::Node as N};
+use pgerror::{PgError, PgResult, SqlState};
+use std::time::SystemTime;
+
+pub fn exec_simple_query(
+    session: &mut Session,
+    query_string: &str,
+    dest: &mut dyn Dest,
+) -> PgResult<()> {
+    session
+        .xact
+        .set_statement_start(datetime::from_system_time(SystemTime::now()));
+    session.xact.start_command(&mut session.settings);
+    let statements = match parser::parse(query_string) {
+        Ok(s) => s,
+        Err(e) => {
+            session.xact.abort_current(&mut session.settings);
+            return Err(e);
+        }
+    };
+    if statements.is_empty() {
+        session.xact.commit_command(&mut session.settings);
+        return dest.empty_query();
+    }
+    let implicit_block = statements.len() > 1;
+    for (i, stmt) in statements.iter().enumerate() {
+        let last = i + 1 == statements.len();
+        if let Err(e) = exec_statement(session, query_string, stmt, implicit_block, last, dest) {
+            session.xact.abort_current(&mut session.settings);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn exec_statement(
+    session: &mut Session,
+    query: &str,
+    stmt: &RawStatement,
+    implicit_block: bool,
+    last: bool,
+    dest: &mut dyn Dest,
+) -> PgResult<()> {
+    if session.xact.is_aborted() && !is_transaction_exit(&stmt.node) {
+        return Err(PgError::new(
+            SqlState::IN_FAILED_SQL_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    log::debug!("statement: {}", stmt.text(query));
+    session.xact.start_command(&mut session.settings);
+    if implicit_block {
+        session.xact.begin_implicit_block();
+    }
+    let tag = dispatch(session, query, &stmt.node, dest)?;
+    if last {
+        session.xact.end_implicit_block();
+        session.xact.commit_command(&mut session.settings);
+    } else if matches!(stmt.node, N::TransactionStmt(_)) {
+        session.xact.commit_command(&mut session.settings);
+    }
+    dest.command_complete(&tag)
+}
+
+/// IsTransactionExitStmt: what may run in a failed transaction block.
+fn is_transaction_exit(node: &N) -> bool {
+    use pb::TransactionStmtKind as K;
+    match node {
+        N::TransactionStmt(t) => matches!(
+            K::from_i32(t.kind),
+            Some(
+                K::TransStmtCommit
+                    | K::TransStmtRollback
+                    | K::TransStmtRollbackTo
+                    | K::TransStmtPrepare
+            )
+        ),
+        _ => false,
+    }
+}
+
+/// Runs one statement; returns its command tag.
+fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -> PgResult<String> {
+    match node {
+        N::SelectStmt(select) => {
+            let io = io_context(&session.settings, session.xact.xact_start());
+            let mut env = ExecEnv::new(
+                Some(&mut session.settings),
+                io,
+                session.backend_pid,
+                &session.user_name,
+                &session.database_name,
+                session.xact.xact_start(),
+                session.xact.stmt_start(),
+            );
+            run_select_stmt(query, select, &mut env, dest)
+        }
+        N::VariableSetStmt(s) => utility::exec_set(session, s, dest).map(String::from),
+        N::VariableShowStmt(s) => utility::exec_show(session, s, dest).map(String::from),
+        N::TransactionStmt(s) => utility::exec_transaction(session, s, dest).map(String::from),
+        N::DiscardStmt(s) => utility::exec_discard(session, s).map(String::from),
+        N::InsertStmt(s) => Err(missing_relation(query, s.relation.as_ref())),
+        N::UpdateStmt(s) => Err(missing_relation(query, s.relation.as_ref())),
+        N::DeleteStmt(s) => Err(missing_relation(query, s.relation.as_ref())),
+        N::CopyStmt(s) if s.relation.is_some() => {
+            // PostgreSQL reports COPY's missing relation without a position.
+            let mut e = missing_relation(query, s.relation.as_ref());
+            e.position = None;
+            Err(e)
+        }
+        other => Err(PgError::unsupported(format!(
+            "{} is not supported yet",
+            statement_name(other)
+        ))),
+    }
+}
+
+/// Analyzes, plans and runs a SELECT; returns its command tag.
+pub fn run_select_stmt(
+    query: &str,
+    select: &pb::SelectStmt,
+    env: &mut ExecEnv,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    let io = env.io.clone();
+    let analyzed = analyze_select(&ParseState { query, io: &io }, select)?;
+    let planned = plan_query(analyzed, env)?;
+    let rows = run_select(&planned, env, dest)?;
+    Ok(format!("SELECT {rows}"))
+}
+
+/// The settings text I/O depends on, read once per statement.
+fn io_context(settings: &conf::Settings, xact_start: i64) -> IoContext {
+    IoContext {
+        extra_float_digits: settings.get_int("extra_float_digits") as i32,
+        timezone: TimeZone::from_setting(&settings.get_str("TimeZone")),
+        now: xact_start,
+    }
+}
+
+/// There are no tables yet: any named relation does not exist.
+fn missing_relation(query: &str, relation: Option<&pb::RangeVar>) -> PgError {
+    let Some(rv) = relation else {
+        return PgError::unsupported("this statement is not supported yet");
+    };
+    let name = if rv.schemaname.is_empty() {
+        rv.relname.clone()
+    } else {
+        format!("{}.{}", rv.schemaname, rv.relname)
+    };
+    let error = PgError::new(
+        SqlState::UNDEFINED_TABLE,
+        format!("relation \"{name}\" does not exist"),
+    );
+    match char_position(query, rv.location) {
+        Some(p) => error.with_position(p),
+        None => error,
+    }
+}
+
+fn drop_name(remove_type: i32) -> &'static str {
+    use pb::ObjectType as O;
+    match O::from_i32(remove_type) {
+        Some(O::ObjectTable) => "DROP TABLE",
+        Some(O::ObjectIndex) => "DROP INDEX",
+        Some(O::ObjectView) => "DROP VIEW",
+        Some(O::ObjectSequence) => "DROP SEQUENCE",
+        Some(O::ObjectSchema) => "DROP SCHEMA",
+        Some(O::ObjectFunction) => "DROP FUNCTION",
+        Some(O::ObjectType) => "DROP TYPE",
+        _ => "DROP",
+    }
+}
+
+/// The statement's command tag, for "X is not supported yet" messages.
+fn statement_name(node: &N) -> &'static str {
+    match node {
+        N::CreateStmt(_) => "CREATE TABLE",
+        N::CreateTableAsStmt(_) => "CREATE TABLE AS",
+        N::DropStmt(d) => drop_name(d.remove_type),
+        N::AlterTableStmt(_) => "ALTER TABLE",
+        N::IndexStmt(_) => "CREATE INDEX",
+        N::ViewStmt(_) => "CREATE VIEW",
+        N::TruncateStmt(_) => "TRUNCATE TABLE",
+        N::CopyStmt(_) => "COPY",
+        N::ExplainStmt(_) => "EXPLAIN",
+        N::PrepareStmt(_) => "PREPARE",
+        N::ExecuteStmt(_) => "EXECUTE",
+        N::DeallocateStmt(_) => "DEALLOCATE",
+        N::DeclareCursorStmt(_) => "DECLARE CURSOR",
+        N::FetchStmt(_) => "FETCH",
+        N::ClosePortalStmt(_) => "CLOSE CURSOR",
+        N::CreateSchemaStmt(_) => "CREATE SCHEMA",
+        N::CreateSeqStmt(_) => "CREATE SEQUENCE",
+        N::AlterSeqStmt(_) => "ALTER SEQUENCE",
+        N::CreateFunctionStmt(_) => "CREATE FUNCTION",
+        N::DoStmt(_) => "DO",
+        N::CallStmt(_) => "CALL",
+        N::VacuumStmt(_) => "VACUUM",
+        N::CreatedbStmt(_) => "CREATE DATABASE",
+        N::DropdbStmt(_) => "DROP DATABASE",
+        N::CreateRoleStmt(_) => "CREATE ROLE",
+        N::AlterRoleStmt(_) => "ALTER ROLE",
+        N::DropRoleStmt(_) => "DROP ROLE",
+        N::GrantStmt(_) => "GRANT",
+        N::ListenStmt(_) => "LISTEN",
+        N::NotifyStmt(_) => "NOTIFY",
+        N::UnlistenStmt(_) => "UNLISTEN",
+        N::LockStmt(_) => "LOCK TABLE",
+        N::CheckPointStmt(_) => "CHECKPOINT",
+        N::CommentStmt(_) => "COMMENT",
+        N::MergeStmt(_) => "MERGE",
+        N::CreateExtensionStmt(_) => "CREATE EXTENSION",
+        N::AlterSystemStmt(_) => "ALTER SYSTEM",
+        N::ReindexStmt(_) => "REINDEX",
+        N::ClusterStmt(_) => "CLUSTER",
+        N::RefreshMatViewStmt(_) => "REFRESH MATERIALIZED VIEW",
+        N::CreateDomainStmt(_) => "CREATE DOMAIN",
+        N::CompositeTypeStmt(_) | N::CreateEnumStmt(_) | N::CreateRangeStmt(_) => "CREATE TYPE",
+        N::RenameStmt(_) => "ALTER ... RENAME",
+        N::LoadStmt(_) => "LOAD",
+        N::ConstraintsSetStmt(_) => "SET CONSTRAINTS",
+        _ => "this statement",
+    }
+}

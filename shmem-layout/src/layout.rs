@@ -1,0 +1,147 @@
+//! The segment's layout: a header, then every region in the order of
+//! [`REGIONS`] (PostgreSQL's ipci.c in one table).
+//!
+//! Sizes depend only on [`SizingParams`], which the postmaster writes into
+//! the header; a child computes the same offsets from the header, never from
+//! its own reading of the configuration. Adding a region means adding one
+//! entry to [`REGIONS`], an accessor on [`crate::Shmem`], and bumping
+//! [`LAYOUT_VERSION`].
+
+use crate::pmsignal::{ChildSlot, PmSignal};
+use crate::proc_kind::NUM_AUX_PROCS;
+use crate::procarray::Proc;
+
+pub const SHMEM_MAGIC: u64 = u64::from_be_bytes(*b"PGRSHMEM");
+pub const LAYOUT_VERSION: u32 = 1;
+/// Every region starts on a cache-line boundary.
+pub const REGION_ALIGN: usize = 64;
+
+/// The settings that determine the segment's size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizingParams {
+    pub max_connections: u32,
+    pub superuser_reserved_connections: u32,
+    pub autovacuum_max_workers: u32,
+    pub track_activity_query_size: u32,
+}
+
+impl SizingParams {
+    /// Proc entries: backends, then autovacuum workers, then auxiliaries.
+    pub fn num_procs(&self) -> usize {
+        self.max_connections as usize + self.autovacuum_max_workers as usize + NUM_AUX_PROCS
+    }
+
+    /// Child slots: room for twice the processes that can hold a proc entry
+    /// (PostgreSQL's MaxLivePostmasterChildren), so that clients over the
+    /// limit still get a backend that can tell them so.
+    pub fn num_child_slots(&self) -> usize {
+        2 * (self.max_connections as usize + self.autovacuum_max_workers as usize + 1)
+            + NUM_AUX_PROCS
+    }
+}
+
+/// The first bytes of the segment.
+#[repr(C)]
+pub struct ShmemHeader {
+    pub magic: u64,
+    pub layout_version: u32,
+    pub _pad: u32,
+    pub total_size_bytes: u64,
+    pub params: SizingParams,
+}
+
+/// The regions, in layout order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionId {
+    PmSignal = 0,
+    ChildSlots,
+    Procs,
+    QueryText,
+}
+
+pub struct RegionSpec {
+    pub id: RegionId,
+    pub name: &'static str,
+    pub size_bytes: fn(&SizingParams) -> usize,
+}
+
+pub const REGIONS: &[RegionSpec] = &[
+    RegionSpec {
+        id: RegionId::PmSignal,
+        name: "postmaster signal board",
+        size_bytes: |_| std::mem::size_of::<PmSignal>(),
+    },
+    RegionSpec {
+        id: RegionId::ChildSlots,
+        name: "child slots",
+        size_bytes: |p| p.num_child_slots() * std::mem::size_of::<ChildSlot>(),
+    },
+    RegionSpec {
+        id: RegionId::Procs,
+        name: "proc array",
+        size_bytes: |p| p.num_procs() * std::mem::size_of::<Proc>(),
+    },
+    RegionSpec {
+        id: RegionId::QueryText,
+        name: "activity query texts",
+        size_bytes: |p| p.num_procs() * p.track_activity_query_size as usize,
+    },
+];
+
+fn align_up(n: usize) -> usize {
+    n.div_ceil(REGION_ALIGN) * REGION_ALIGN
+}
+
+/// Offsets of every region for one set of sizing parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub offsets: Vec<usize>,
+    pub total_size_bytes: usize,
+}
+
+impl Layout {
+    pub fn compute(params: &SizingParams) -> Layout {
+        let mut off = align_up(std::mem::size_of::<ShmemHeader>());
+        let mut offsets = Vec::with_capacity(REGIONS.len());
+        for (i, r) in REGIONS.iter().enumerate() {
+            debug_assert_eq!(r.id as usize, i, "REGIONS must be in RegionId order");
+            offsets.push(off);
+            off = align_up(off + (r.size_bytes)(params));
+        }
+        // Round the whole segment up to a page.
+        let total = off.div_ceil(4096) * 4096;
+        Layout {
+            offsets,
+            total_size_bytes: total,
+        }
+    }
+
+    pub fn offset(&self, id: RegionId) -> usize {
+        self.offsets[id as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_aligned_and_disjoint() {
+        let p = SizingParams {
+            max_connections: 100,
+            superuser_reserved_connections: 3,
+            autovacuum_max_workers: 3,
+            track_activity_query_size: 1024,
+        };
+        let l = Layout::compute(&p);
+        for (i, r) in REGIONS.iter().enumerate() {
+            assert_eq!(l.offsets[i] % REGION_ALIGN, 0, "{}", r.name);
+            let end = l.offsets[i] + (r.size_bytes)(&p);
+            let next = l.offsets.get(i + 1).copied().unwrap_or(l.total_size_bytes);
+            assert!(end <= next, "{} overlaps the next region", r.name);
+        }
+        assert_eq!(p.num_procs(), 109);
+        assert_eq!(p.num_child_slots(), 2 * 104 + 6);
+    }
+}
