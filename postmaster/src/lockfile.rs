@@ -50,7 +50,11 @@ fn pid_alive(pid: i32) -> bool {
 
 /// Creates an exclusive lock file holding our pid, replacing a stale one.
 /// `what` describes the lock for the hint ("running in data directory ...").
-fn create_lock_file(path: &Path, hint_for: impl Fn(i32) -> String) -> Result<File, LockError> {
+fn create_lock_file(
+    path: &Path,
+    shown_as: &str,
+    hint_for: impl Fn(i32) -> String,
+) -> Result<File, LockError> {
     for _ in 0..100 {
         match OpenOptions::new()
             .write(true)
@@ -68,7 +72,7 @@ fn create_lock_file(path: &Path, hint_for: impl Fn(i32) -> String) -> Result<Fil
                     .unwrap_or(0);
                 if other != std::process::id() as i32 && pid_alive(other) {
                     return Err(LockError {
-                        message: format!("lock file \"{}\" already exists", path.display()),
+                        message: format!("lock file \"{shown_as}\" already exists"),
                         hint: Some(hint_for(other)),
                     });
                 }
@@ -109,14 +113,15 @@ impl PidFile {
     pub fn create(data_dir: &Path) -> Result<PidFile, LockError> {
         let path = data_dir.join(PID_FILE);
         let dir = data_dir.display().to_string();
-        create_lock_file(&path, |pid| {
+        // PostgreSQL names it relative to the data directory, its cwd.
+        create_lock_file(&path, PID_FILE, |pid| {
             format!("Is another postmaster (PID {pid}) running in data directory \"{dir}\"?")
         })?;
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let mut pf = PidFile {
+        let pf = PidFile {
             path,
             lines: vec![
                 std::process::id().to_string(),
@@ -210,7 +215,8 @@ impl SocketLock {
     pub fn create(socket_path: &Path, data_dir: &Path) -> Result<SocketLock, LockError> {
         let path = PathBuf::from(format!("{}.lock", socket_path.display()));
         let sock = socket_path.display().to_string();
-        let mut f = create_lock_file(&path, |pid| {
+        let shown = path.display().to_string();
+        let mut f = create_lock_file(&path, &shown, |pid| {
             format!("Is another postmaster (PID {pid}) using socket file \"{sock}\"?")
         })?;
         let _ = writeln!(f, "{}\n{}", std::process::id(), data_dir.display());

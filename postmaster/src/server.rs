@@ -516,10 +516,12 @@ impl Postmaster {
             }
             if self.fatal_error {
                 if self.shutdown > ShutdownMode::None {
-                    self.exit(0);
+                    log::info!("abnormal database system shutdown");
+                    self.exit(1);
                 }
                 if !self.settings.get_bool("restart_after_crash") {
                     log::info!("shutting down because restart_after_crash is off");
+                    log::info!("database system is shut down");
                     self.exit(1);
                 }
                 self.reinitialize();

@@ -170,20 +170,12 @@ fn transform_target(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<TargetEntry
         return Err(PgError::internal("ResTarget without a value"));
     };
     if let Some(N::ColumnRef(cr)) = inner(val) {
-        if cr
-            .fields
-            .last()
-            .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))))
-        {
-            if cr.fields.len() == 1 {
-                return Err(ps.error_at(
-                    PgError::new(
-                        SqlState::SYNTAX_ERROR,
-                        "SELECT * with no tables specified is not valid",
-                    ),
-                    cr.location,
-                ));
-            }
+        let is_star = cr.fields.last().is_some_and(|f| matches!(inner(f), Some(N::AStar(_))));
+        if is_star && cr.fields.len() == 1 {
+            return Err(ps.error_at(
+                PgError::new(SqlState::SYNTAX_ERROR, "SELECT * with no tables specified is not valid"),
+                cr.location,
+            ));
         }
     }
     let expr = transform_expr(ps, val)?;

@@ -327,7 +327,8 @@ pub fn pg_backend_pid(cx: &mut FnCtx, _: &[Datum]) -> PgResult<Datum> {
 /// noticed promptly, as PostgreSQL's pg_sleep does with its latch.
 pub fn pg_sleep(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
     let secs = float_of(&a[0]);
-    if !(secs > 0.0) {
+    // Also true for NaN: PostgreSQL's loop never sleeps then either.
+    if secs.is_nan() || secs <= 0.0 {
         return Ok(Datum::Void);
     }
     let end = std::time::Instant::now() + Duration::from_secs_f64(secs.min(1e9));

@@ -244,7 +244,8 @@ fn int_to_oid(v: &Datum, _: &IoContext) -> PgResult<Datum> {
 /// dtoi2/dtoi4/dtoi8: round half to even (rint), then range-check.
 fn float8_to_int(v: &Datum, ty: TypeOid) -> PgResult<Datum> {
     let f = float_of(v).round_ties_even();
-    if f.is_nan() || f < -9.223_372_036_854_775_808e18 || f >= 9.223_372_036_854_775_808e18 {
+    // [-2^63, 2^63): the doubles that fit in an i64.
+    if f.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
         return Err(int_out_of_range(ty));
     }
     make_int(f as i128, ty)

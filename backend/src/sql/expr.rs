@@ -95,6 +95,7 @@ pub struct Case {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // PostgreSQL's names: IS_TRUE, IS_NOT_TRUE...
 pub enum BoolTestKind {
     IsTrue,
     IsNotTrue,

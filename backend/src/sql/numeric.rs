@@ -85,8 +85,8 @@ fn mag_add(a: &[u8], b: &[u8]) -> Vec<u8> {
 fn mag_sub(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(a.len());
     let mut borrow = 0i8;
-    for i in 0..a.len() {
-        let mut d = a[i] as i8 - b.get(i).copied().unwrap_or(0) as i8 - borrow;
+    for (i, &digit) in a.iter().enumerate() {
+        let mut d = digit as i8 - b.get(i).copied().unwrap_or(0) as i8 - borrow;
         borrow = 0;
         if d < 0 {
             d += 10;
@@ -685,7 +685,7 @@ mod tests {
 
     #[test]
     fn ordering_is_total() {
-        let mut v = vec![n("NaN"), n("1"), n("-inf"), n("inf"), n("-1.5"), n("1.00")];
+        let mut v = [n("NaN"), n("1"), n("-inf"), n("inf"), n("-1.5"), n("1.00")];
         v.sort_by(|a, b| a.cmp(b));
         let s: Vec<String> = v.iter().map(|x| x.to_text()).collect();
         assert_eq!(s, ["-Infinity", "-1.5", "1", "1.00", "Infinity", "NaN"]);

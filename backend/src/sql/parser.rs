@@ -18,8 +18,17 @@
 //!    [`char_position`] turns it into the 1-based **character** position
 //!    that an ErrorResponse's `P` field carries.
 //! 2. The C result is freed exactly once, on every path, before returning.
+//! 3. No tree deeper than [`MAX_NESTING`] levels is ever built. libpg_query
+//!    and every pass after it (prost's decoder, analysis, folding,
+//!    evaluation, even `Drop`) recurse once per level, using a few KB of
+//!    stack each, and a stack overflow would take the backend down and the
+//!    whole cluster through a crash cycle. PostgreSQL guards with
+//!    `check_stack_depth`; we bound the nesting before parsing, from the
+//!    token stream ([`check_nesting`]), and answer `54001 stack depth limit
+//!    exceeded` as PostgreSQL does (PostgreSQL's own limit is higher, about
+//!    5000 chained operators with the default 2MB `max_stack_depth`).
 
-use pg_query::protobuf::{node, Node, ParseResult};
+use pg_query::protobuf::{node, Node, ParseResult, ScanResult, Token};
 use pgerror::{PgError, PgResult, SqlState};
 use prost::Message;
 use std::ffi::{CStr, CString};
@@ -70,10 +79,24 @@ struct PgQueryProtobufParseResult {
     error: *mut PgQueryError,
 }
 
+#[repr(C)]
+struct PgQueryScanResult {
+    pbuf: PgQueryProtobuf,
+    stderr_buffer: *mut c_char,
+    error: *mut PgQueryError,
+}
+
 extern "C" {
     fn pg_query_parse_protobuf(input: *const c_char) -> PgQueryProtobufParseResult;
     fn pg_query_free_protobuf_parse_result(result: PgQueryProtobufParseResult);
+    fn pg_query_scan(input: *const c_char) -> PgQueryScanResult;
+    fn pg_query_free_scan_result(result: PgQueryScanResult);
 }
+
+/// The deepest expression nesting accepted (see invariant 3). At a few KB
+/// of stack per level across all passes, this stays well inside the 8MB
+/// main-thread stack a backend runs on.
+pub const MAX_NESTING: usize = 1000;
 
 /// Parses a whole query string into its statements. An empty string (or one
 /// holding only `;` and comments) gives an empty list.
@@ -82,6 +105,11 @@ pub fn parse(query: &str) -> PgResult<Vec<RawStatement>> {
         PgError::new(SqlState::PROTOCOL_VIOLATION, "invalid message format")
             .with_detail("The query string contains a zero byte.")
     })?;
+    // A tree has fewer levels than the string has tokens, so short strings
+    // need no check.
+    if query.len() > MAX_NESTING {
+        check_nesting(&input)?;
+    }
     // SAFETY: `input` is a valid NUL-terminated string that outlives the
     // call; libpg_query keeps no reference to it.
     let result = unsafe { pg_query_parse_protobuf(input.as_ptr()) };
@@ -123,6 +151,73 @@ fn decode_result(result: &PgQueryProtobufParseResult) -> PgResult<ParseResult> {
     };
     ParseResult::decode(bytes)
         .map_err(|e| PgError::internal(format!("could not decode parse tree: {e}")))
+}
+
+/// Rejects query strings whose parse trees could nest deeper than
+/// [`MAX_NESTING`]. The estimate is an upper bound computed from the token
+/// stream (the scanner does not recurse): each parenthesis, `CASE` or
+/// `ARRAY[` opens a level; within a level, every operator or keyword adds
+/// one, except where the grammar builds flat lists (after `,`, `AND`, `OR`,
+/// `WHEN`, `THEN`, `ELSE`, `;`); `SELECT` counts three (a subquery adds
+/// several nodes).
+fn check_nesting(input: &CString) -> PgResult<()> {
+    // SAFETY: `input` is a valid NUL-terminated string for the whole call.
+    let result = unsafe { pg_query_scan(input.as_ptr()) };
+    let tokens = if result.error.is_null() && !result.pbuf.data.is_null() {
+        // SAFETY: on success `data` points to `len` bytes owned by the result.
+        let bytes = unsafe { std::slice::from_raw_parts(result.pbuf.data as *const u8, result.pbuf.len) };
+        ScanResult::decode(bytes).ok()
+    } else {
+        None
+    };
+    // SAFETY: freed once; `tokens` holds copies only.
+    unsafe { pg_query_free_scan_result(result) };
+    // A string the scanner rejects gets its error from the parser, which
+    // stops at the first bad token.
+    let Some(tokens) = tokens else { return Ok(()) };
+    if estimated_nesting(tokens.tokens.iter().map(|t| t.token)) > MAX_NESTING {
+        return Err(PgError::new(SqlState::STATEMENT_TOO_COMPLEX, "stack depth limit exceeded").with_hint(
+            "Increase the configuration parameter \"max_stack_depth\" (currently 2048kB), \
+             after ensuring the platform's stack depth limit is adequate.",
+        ));
+    }
+    Ok(())
+}
+
+/// The upper bound of [`check_nesting`], from token kinds.
+fn estimated_nesting(tokens: impl Iterator<Item = i32>) -> usize {
+    // Per open level: operators seen since the level's last list separator.
+    let mut levels: Vec<usize> = vec![0];
+    let mut depth = 0usize; // levels.len() + sum(levels), kept incrementally
+    let mut max = 0;
+    for token in tokens {
+        let t = Token::from_i32(token).unwrap_or(Token::Nul);
+        match t {
+            Token::Ascii40 | Token::Ascii91 | Token::Case => {
+                levels.push(1);
+                depth += 2;
+            }
+            Token::Ascii41 | Token::Ascii93 | Token::EndP => {
+                if levels.len() > 1 {
+                    depth -= 1 + levels.pop().unwrap_or(0);
+                }
+            }
+            Token::Ascii44 | Token::And | Token::Or | Token::When | Token::Then | Token::Else | Token::Ascii59 => {
+                let last = levels.last_mut().expect("the outermost level is never popped");
+                depth -= *last;
+                *last = 0;
+            }
+            Token::Ident | Token::Uident | Token::Fconst | Token::Sconst | Token::Usconst | Token::Bconst
+            | Token::Xconst | Token::Iconst | Token::Param | Token::Ascii46 => {}
+            _ => {
+                let weight = if t == Token::Select { 3 } else { 1 };
+                *levels.last_mut().expect("the outermost level is never popped") += weight;
+                depth += weight;
+            }
+        }
+        max = max.max(depth);
+    }
+    max
 }
 
 /// libpg_query does not hand back the SQLSTATE; nearly every grammar error is
@@ -216,35 +311,25 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let chain = |n: usize| format!("select {}", vec!["1"; n].join("+"));
+        assert!(parse(&chain(MAX_NESTING / 2)).is_ok());
+        let e = parse(&chain(100_000)).unwrap_err();
+        assert_eq!(e.code, SqlState::STATEMENT_TOO_COMPLEX);
+        assert_eq!(e.message, "stack depth limit exceeded");
+        // Long but flat lists are fine.
+        let list = format!("select 1 where 1 in ({})", vec!["1"; 20_000].join(","));
+        assert!(parse(&list).is_ok());
+        let ors = format!("select {}", vec!["1 = 1"; 5_000].join(" or "));
+        assert!(parse(&ors).is_ok());
+        let case = format!("select case {} end", vec!["when 1 = 1 then 2 + 2"; 5_000].join(" "));
+        assert!(parse(&case).is_ok());
+    }
+
+    #[test]
     fn positions_count_characters_not_bytes() {
         assert_eq!(char_position("select 'é' || x", 15), Some(15));
         assert_eq!(char_position("abc", -1), None);
         assert_eq!(char_position("abc", 0), Some(1));
-    }
-}
-#[cfg(test)]
-mod depth_probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn probe() {
-        let n: usize = std::env::var("N").unwrap().parse().unwrap();
-        let stack: usize = std::env::var("STACK").unwrap().parse().unwrap();
-        {
-            let q = format!("select {}", vec!["1"; n].join("+"));
-            let r = std::thread::Builder::new()
-                .stack_size(stack)
-                .spawn(move || {
-                    let input = CString::new(q).unwrap();
-                    let result = unsafe { pg_query_parse_protobuf(input.as_ptr()) };
-                    let ok = result.error.is_null();
-                    let len = result.parse_tree.len;
-                    unsafe { pg_query_free_protobuf_parse_result(result) };
-                    (ok, len)
-                })
-                .unwrap()
-                .join();
-            eprintln!("C only n={n} stack={stack}: {:?}", r);
-        }
     }
 }

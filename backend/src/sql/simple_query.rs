@@ -250,3 +250,40 @@ fn statement_name(node: &N) -> &'static str {
         _ => "this statement",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dest::VecDest;
+
+    fn session() -> crate::session::Session {
+        crate::session::Session {
+            settings: conf::Settings::defaults(),
+            user_name: "alice".into(),
+            database_name: "app".into(),
+            backend_pid: 4242,
+            backend_start: std::time::SystemTime::now(),
+            xact: Default::default(),
+        }
+    }
+
+    #[test]
+    fn statements_run_in_order_and_stop_at_the_first_error() {
+        let mut s = session();
+        let mut dest = VecDest::default();
+        let err = super::exec_simple_query(&mut s, "select 1 as a; commit; select 1/0; select 2", &mut dest).unwrap_err();
+        assert_eq!(err.message, "division by zero");
+        assert_eq!(
+            dest.events,
+            ["T a:23", "D 1", "C SELECT 1", "N WARNING there is no transaction in progress", "C COMMIT"]
+        );
+        assert_eq!(s.xact.ready_status(), b'I');
+    }
+
+    #[test]
+    fn session_identity_reaches_functions() {
+        let mut s = session();
+        let mut dest = VecDest::default();
+        super::exec_simple_query(&mut s, "select current_user, current_database(), pg_backend_pid()", &mut dest).unwrap();
+        assert_eq!(dest.events[1], "D alice|app|4242");
+    }
+}

@@ -253,3 +253,4 @@ fn golden_file_from_env() {
         dest.lines
     });
 }
+
