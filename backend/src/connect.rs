@@ -320,14 +320,8 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
     }
     settings.take_report_changes();
     conn.send(b'K', &messages::backend_key_data(pid, cancel_key));
-    let session = Session {
-        settings,
-        user_name: user,
-        database_name: database,
-        backend_pid: pid,
-        backend_start: start,
-        xact: Default::default(),
-    };
+    let mut session = Session::new(settings, user, database, pid);
+    session.backend_start = start;
     (session, proc_index, peer)
 }
 

@@ -13,3 +13,22 @@ pub struct Session {
     /// Transaction-block state, owned by `sql::xact`.
     pub xact: crate::sql::xact::TransactionState,
 }
+
+impl Session {
+    /// A session that has just finished its start-up (no transaction open).
+    pub fn new(
+        settings: conf::Settings,
+        user_name: String,
+        database_name: String,
+        backend_pid: i32,
+    ) -> Session {
+        Session {
+            settings,
+            user_name,
+            database_name,
+            backend_pid,
+            backend_start: SystemTime::now(),
+            xact: Default::default(),
+        }
+    }
+}

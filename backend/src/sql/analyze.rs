@@ -170,10 +170,16 @@ fn transform_target(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<TargetEntry
         return Err(PgError::internal("ResTarget without a value"));
     };
     if let Some(N::ColumnRef(cr)) = inner(val) {
-        let is_star = cr.fields.last().is_some_and(|f| matches!(inner(f), Some(N::AStar(_))));
+        let is_star = cr
+            .fields
+            .last()
+            .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))));
         if is_star && cr.fields.len() == 1 {
             return Err(ps.error_at(
-                PgError::new(SqlState::SYNTAX_ERROR, "SELECT * with no tables specified is not valid"),
+                PgError::new(
+                    SqlState::SYNTAX_ERROR,
+                    "SELECT * with no tables specified is not valid",
+                ),
                 cr.location,
             ));
         }

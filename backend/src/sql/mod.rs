@@ -55,25 +55,49 @@
 //! (`42P01`). Statements other than SELECT, SET/SHOW/RESET, DISCARD and
 //! transaction control answer `0A000 ... is not supported yet`.
 
+//!
+//! # Where the next pieces plug in
+//!
+//! Tables: `analyze.rs` resolves FROM items against the catalog instead of
+//! failing, `expr.rs` gains column references, `plan.rs` scan/join/sort
+//! nodes, `execute.rs` their states. Parse/Bind/Execute: the analyzer takes
+//! parameter types in its [`analyze::ParseState`], and a
+//! [`plan::PlannedStmt`] is kept and run many times (folding only uses
+//! immutable functions, so a plan stays valid until the catalog changes).
+//!
+//! # Tests
+//!
+//! `testdata/*.golden`: queries with PostgreSQL 15's answers, run by
+//! `tests.rs`; unit tests next to each file.
+
+// Front end: text to typed trees.
 mod analyze;
 mod analyze_expr;
+mod coerce;
+mod parser;
+mod resolve;
+
+// The built-in catalog: types, functions and operators, casts.
 mod builtins;
 mod casts;
-mod coerce;
+mod funcs;
+mod types;
+
+// Values and their text forms.
 mod datetime;
 mod datum;
+mod float;
+mod io;
+mod numeric;
+
+// Back end: plans and their execution.
 mod eval;
 mod execute;
 mod expr;
-mod float;
-mod funcs;
-mod io;
-mod numeric;
-mod parser;
 mod plan;
-mod resolve;
+
+// Statements and transactions.
 mod simple_query;
-mod types;
 mod utility;
 pub mod xact;
 

@@ -6,7 +6,7 @@
 //! dscale 2). PostgreSQL stores base-10000 digits; we store base-10 digits,
 //! which makes every rule that PostgreSQL states in decimal digits direct.
 //! Only division needs the base-10000 view, to reproduce
-//! `select_div_scale`'s estimate of the quotient's weight (see [`div`]).
+//! `select_div_scale`'s estimate of the quotient's weight (see [`Numeric::div`]).
 //!
 //! # Invariants
 //!

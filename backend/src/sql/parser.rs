@@ -149,8 +149,15 @@ fn decode_result(result: &PgQueryProtobufParseResult) -> PgResult<ParseResult> {
             std::slice::from_raw_parts(result.parse_tree.data as *const u8, result.parse_tree.len)
         }
     };
-    ParseResult::decode(bytes)
-        .map_err(|e| PgError::internal(format!("could not decode parse tree: {e}")))
+    ParseResult::decode(bytes).map_err(|e| {
+        // Without prost's `no-recursion-limit` feature the decoder refuses
+        // trees deeper than 100 protobuf levels (about 40 chained operators).
+        if e.to_string().contains("recursion limit") {
+            stack_depth_error()
+        } else {
+            PgError::internal(format!("could not decode parse tree: {e}"))
+        }
+    })
 }
 
 /// Rejects query strings whose parse trees could nest deeper than
@@ -165,7 +172,8 @@ fn check_nesting(input: &CString) -> PgResult<()> {
     let result = unsafe { pg_query_scan(input.as_ptr()) };
     let tokens = if result.error.is_null() && !result.pbuf.data.is_null() {
         // SAFETY: on success `data` points to `len` bytes owned by the result.
-        let bytes = unsafe { std::slice::from_raw_parts(result.pbuf.data as *const u8, result.pbuf.len) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(result.pbuf.data as *const u8, result.pbuf.len) };
         ScanResult::decode(bytes).ok()
     } else {
         None
@@ -176,12 +184,20 @@ fn check_nesting(input: &CString) -> PgResult<()> {
     // stops at the first bad token.
     let Some(tokens) = tokens else { return Ok(()) };
     if estimated_nesting(tokens.tokens.iter().map(|t| t.token)) > MAX_NESTING {
-        return Err(PgError::new(SqlState::STATEMENT_TOO_COMPLEX, "stack depth limit exceeded").with_hint(
-            "Increase the configuration parameter \"max_stack_depth\" (currently 2048kB), \
-             after ensuring the platform's stack depth limit is adequate.",
-        ));
+        return Err(stack_depth_error());
     }
     Ok(())
+}
+
+fn stack_depth_error() -> PgError {
+    PgError::new(
+        SqlState::STATEMENT_TOO_COMPLEX,
+        "stack depth limit exceeded",
+    )
+    .with_hint(
+        "Increase the configuration parameter \"max_stack_depth\" (currently 2048kB), \
+         after ensuring the platform's stack depth limit is adequate.",
+    )
 }
 
 /// The upper bound of [`check_nesting`], from token kinds.
@@ -202,16 +218,34 @@ fn estimated_nesting(tokens: impl Iterator<Item = i32>) -> usize {
                     depth -= 1 + levels.pop().unwrap_or(0);
                 }
             }
-            Token::Ascii44 | Token::And | Token::Or | Token::When | Token::Then | Token::Else | Token::Ascii59 => {
-                let last = levels.last_mut().expect("the outermost level is never popped");
+            Token::Ascii44
+            | Token::And
+            | Token::Or
+            | Token::When
+            | Token::Then
+            | Token::Else
+            | Token::Ascii59 => {
+                let last = levels
+                    .last_mut()
+                    .expect("the outermost level is never popped");
                 depth -= *last;
                 *last = 0;
             }
-            Token::Ident | Token::Uident | Token::Fconst | Token::Sconst | Token::Usconst | Token::Bconst
-            | Token::Xconst | Token::Iconst | Token::Param | Token::Ascii46 => {}
+            Token::Ident
+            | Token::Uident
+            | Token::Fconst
+            | Token::Sconst
+            | Token::Usconst
+            | Token::Bconst
+            | Token::Xconst
+            | Token::Iconst
+            | Token::Param
+            | Token::Ascii46 => {}
             _ => {
                 let weight = if t == Token::Select { 3 } else { 1 };
-                *levels.last_mut().expect("the outermost level is never popped") += weight;
+                *levels
+                    .last_mut()
+                    .expect("the outermost level is never popped") += weight;
                 depth += weight;
             }
         }
@@ -313,7 +347,10 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_before_parsing() {
         let chain = |n: usize| format!("select {}", vec!["1"; n].join("+"));
-        assert!(parse(&chain(MAX_NESTING / 2)).is_ok());
+        assert!(
+            parse(&chain(MAX_NESTING / 2)).is_ok(),
+            "deep trees need prost's no-recursion-limit feature (backend/Cargo.toml)"
+        );
         let e = parse(&chain(100_000)).unwrap_err();
         assert_eq!(e.code, SqlState::STATEMENT_TOO_COMPLEX);
         assert_eq!(e.message, "stack depth limit exceeded");
@@ -322,7 +359,10 @@ mod tests {
         assert!(parse(&list).is_ok());
         let ors = format!("select {}", vec!["1 = 1"; 5_000].join(" or "));
         assert!(parse(&ors).is_ok());
-        let case = format!("select case {} end", vec!["when 1 = 1 then 2 + 2"; 5_000].join(" "));
+        let case = format!(
+            "select case {} end",
+            vec!["when 1 = 1 then 2 + 2"; 5_000].join(" ")
+        );
         assert!(parse(&case).is_ok());
     }
 

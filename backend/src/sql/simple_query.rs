@@ -256,25 +256,34 @@ mod tests {
     use crate::dest::VecDest;
 
     fn session() -> crate::session::Session {
-        crate::session::Session {
-            settings: conf::Settings::defaults(),
-            user_name: "alice".into(),
-            database_name: "app".into(),
-            backend_pid: 4242,
-            backend_start: std::time::SystemTime::now(),
-            xact: Default::default(),
-        }
+        crate::session::Session::new(
+            conf::Settings::defaults(),
+            "alice".into(),
+            "app".into(),
+            4242,
+        )
     }
 
     #[test]
     fn statements_run_in_order_and_stop_at_the_first_error() {
         let mut s = session();
         let mut dest = VecDest::default();
-        let err = super::exec_simple_query(&mut s, "select 1 as a; commit; select 1/0; select 2", &mut dest).unwrap_err();
+        let err = super::exec_simple_query(
+            &mut s,
+            "select 1 as a; commit; select 1/0; select 2",
+            &mut dest,
+        )
+        .unwrap_err();
         assert_eq!(err.message, "division by zero");
         assert_eq!(
             dest.events,
-            ["T a:23", "D 1", "C SELECT 1", "N WARNING there is no transaction in progress", "C COMMIT"]
+            [
+                "T a:23",
+                "D 1",
+                "C SELECT 1",
+                "N WARNING there is no transaction in progress",
+                "C COMMIT"
+            ]
         );
         assert_eq!(s.xact.ready_status(), b'I');
     }
@@ -283,7 +292,12 @@ mod tests {
     fn session_identity_reaches_functions() {
         let mut s = session();
         let mut dest = VecDest::default();
-        super::exec_simple_query(&mut s, "select current_user, current_database(), pg_backend_pid()", &mut dest).unwrap();
+        super::exec_simple_query(
+            &mut s,
+            "select current_user, current_database(), pg_backend_pid()",
+            &mut dest,
+        )
+        .unwrap();
         assert_eq!(dest.events[1], "D alice|app|4242");
     }
 }

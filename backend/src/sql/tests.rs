@@ -14,9 +14,10 @@
 //! ```
 //!
 //! The expected outputs were produced by running the same queries against a
-//! real PostgreSQL 15 over the wire; the few places where we differ on
-//! purpose (our version string) or do not support something yet are marked
-//! with a comment in the file. A failing test prints the whole actual file,
+//! real PostgreSQL 15 over the wire, with `testdata/regen.py` (which also
+//! regenerates a file after queries are added); the few places where we
+//! differ on purpose (our version string) or do not support something yet
+//! are marked with a comment that regen.py respects. A failing test prints the whole actual file,
 //! so that a behaviour change reads as a diff of the golden file.
 //!
 //! `select.golden` runs without a session (no settings needed): it covers
@@ -192,14 +193,12 @@ fn select_golden() {
 
 /// A session as the protocol layer would have it after startup.
 fn test_session() -> crate::session::Session {
-    crate::session::Session {
-        settings: conf::Settings::defaults(),
-        user_name: "postgres".into(),
-        database_name: "postgres".into(),
-        backend_pid: 4242,
-        backend_start: std::time::SystemTime::now(),
-        xact: Default::default(),
-    }
+    crate::session::Session::new(
+        conf::Settings::defaults(),
+        "postgres".into(),
+        "postgres".into(),
+        4242,
+    )
 }
 
 #[test]
@@ -253,4 +252,3 @@ fn golden_file_from_env() {
         dest.lines
     });
 }
-

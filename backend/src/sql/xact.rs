@@ -218,7 +218,7 @@ impl TransactionState {
         Ok(())
     }
 
-    /// RELEASE [SAVEPOINT] name: ends it and every savepoint opened after it,
+    /// `RELEASE [SAVEPOINT] name`: ends it and every savepoint opened after it,
     /// keeping their settings.
     pub fn release_savepoint(&mut self, settings: &mut conf::Settings, name: &str) -> PgResult<()> {
         self.require_explicit_block("RELEASE SAVEPOINT")?;
@@ -228,7 +228,7 @@ impl TransactionState {
         Ok(())
     }
 
-    /// ROLLBACK TO [SAVEPOINT] name: undoes everything since the savepoint,
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes everything since the savepoint,
     /// which stays open; a failed block becomes usable again.
     pub fn rollback_to_savepoint(
         &mut self,

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# 011_protocol: the v3 frontend/backend protocol, byte for byte, as
+# PostgreSQL 15 speaks it. protocol_probe.py (Python 3, standard library only)
+# talks to the server over TCP and the Unix socket without libpq and checks:
+#
+#    1. SSLRequest and GSSENCRequest are answered with the single byte 'N';
+#       the StartupMessage that follows on the same socket logs in.
+#    2. A trust login gets AuthenticationOk, PG15's 13 ParameterStatus
+#       messages in PG15's order and values, BackendKeyData, ReadyForQuery 'I'.
+#    3. Startup parameters (application_name, options=-c ..., any GUC) are
+#       applied; an unknown one is FATAL 42704.
+#    4. SET of a GUC_REPORT variable sends ParameterStatus after
+#       CommandComplete; SET of another one does not.
+#    5. ReadyForQuery's status byte: I, T, E, I across BEGIN/error/ROLLBACK.
+#    6. Simple Query: several statements, empty query, syntax error fields
+#       (S, V, C, M, P).
+#    7. RowDescription type OIDs and lengths.
+#    8. NegotiateProtocolVersion for 3.1 and for _pq_ options.
+#    9. Protocol 2.0 (and 4.0) is refused with FATAL 0A000.
+#   10. Garbage on the wire ends that connection (08P01) and nothing else.
+#   11. CancelRequest with the right key cancels (57014); a wrong key does not.
+#   12. Terminate closes the connection; the server keeps running.
+#
+# Each check prints one TAP line `step N: what`. The probe bounds every read
+# (5 s unless a step needs longer) and the whole run (E2E_PROBE_TIMEOUT).
+source "$(dirname "$0")/lib.sh"
+
+PYTHON=${E2E_PYTHON:-python3}
+E2E_PROBE_TIMEOUT=${E2E_PROBE_TIMEOUT:-120}
+
+command -v "$PYTHON" >/dev/null || bail "python3 is available ($PYTHON)"
+start_server || bail "the server starts"
+log_mark
+
+# --- The probe ---------------------------------------------------------------
+probe_out=$TMP/probe.out
+timeout -k 5 "$E2E_PROBE_TIMEOUT" "$PYTHON" "$E2E_DIR/protocol_probe.py" \
+    --host 127.0.0.1 --port "$PORT" --socket-dir "$SOCK" \
+    --user postgres --database postgres ${E2E_PROBE_STEPS:+--steps "$E2E_PROBE_STEPS"} \
+    </dev/null >"$probe_out" 2>&1
+probe_rc=$?
+
+# Turn the probe's `ok<TAB>what` / `not ok<TAB>what` / `# diag` lines into
+# lib.sh's TAP lines (so the numbering is ours).
+tab=$'\t'
+while IFS= read -r line; do
+    case $line in
+        "ok$tab"*) ok "${line#ok$tab}" ;;
+        "not ok$tab"*) not_ok "${line#not ok$tab}" ;;
+        "skip$tab"*) line=${line#skip$tab}; skip "${line%%$tab*}" "${line#*$tab}" ;;
+        "#"*) echo "$line" ;;
+        *) echo "# probe: $line" ;;
+    esac
+done <"$probe_out"
+
+case $probe_rc in
+    0 | 1) ok "the probe ran to its end (exit $probe_rc)" ;;
+    124 | 137) not_ok "the probe ran to its end (it was stopped after ${E2E_PROBE_TIMEOUT}s)" ;;
+    *) not_ok "the probe ran to its end (exit $probe_rc)" ;;
+esac
+
+# --- The server after all that -----------------------------------------------
+check "the postmaster is still running" pid_alive "$PM_PID"
+is "$(psql_q 'select 1' 2>&1)" 1 "psql still connects and runs select 1"
+if [ -z "${E2E_PROBE_STEPS:-}" ]; then
+    check "the server logged 'invalid length of startup packet' for the 3-byte packet" \
+        log_has 'invalid length of startup packet'
+fi
+unlike "$(log_since_mark)" 'server process \(PID [0-9]+\) (was terminated|exited with)|terminating any other active server processes' \
+    "no backend crashed (no 'server process (PID N) was terminated/exited with' in the log)"
+
+stop_server fast
+is "${PM_EXIT:-none}" 0 "fast shutdown exits 0"
+
+done_testing
