@@ -155,6 +155,17 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
         Ok(StartupRequest::Session { params }) => params,
         Err(ReadError::Eof) => ctx.exit(0),
         Err(ReadError::Protocol(e)) => fatal_exit(ctx, conn, &e),
+        Err(ReadError::Silent(msg)) => {
+            log::info!("{msg}");
+            ctx.exit(0)
+        }
+        Err(ReadError::OldProtocol(msg)) => {
+            // Protocol 2's ErrorResponse: 'E' and a NUL-terminated text.
+            log::error!(target: launch::elog::FATAL, "{msg}");
+            conn.send_raw(format!("EFATAL:  {msg}\n\0").as_bytes());
+            let _ = conn.flush();
+            ctx.exit(1)
+        }
     };
     if let Some(r) = ctx.args.reject {
         fatal_exit(ctx, conn, &reject_error(r));

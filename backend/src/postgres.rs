@@ -142,6 +142,9 @@ impl Backend {
                 Ok(m) => m,
                 Err(ReadError::Eof) => self.exit(0),
                 Err(ReadError::Protocol(e)) => self.fatal(&e),
+                Err(ReadError::Silent(_) | ReadError::OldProtocol(_)) => {
+                    unreachable!("only startup packets raise these")
+                }
             };
             send_ready = true;
             match typ {

@@ -4,7 +4,9 @@
 # talks to the server over TCP and the Unix socket without libpq and checks:
 #
 #    1. SSLRequest and GSSENCRequest are answered with the single byte 'N';
-#       the StartupMessage that follows on the same socket logs in.
+#       the StartupMessage that follows on the same socket logs in. (Over TCP
+#       a PostgreSQL built with GSSAPI, like Debian's, answers GSSENCRequest
+#       with 'G'; the follow-on check is then skipped there.)
 #    2. A trust login gets AuthenticationOk, PG15's 13 ParameterStatus
 #       messages in PG15's order and values, BackendKeyData, ReadyForQuery 'I'.
 #    3. Startup parameters (application_name, options=-c ..., any GUC) are
@@ -15,9 +17,13 @@
 #    6. Simple Query: several statements, empty query, syntax error fields
 #       (S, V, C, M, P).
 #    7. RowDescription type OIDs and lengths.
-#    8. NegotiateProtocolVersion for 3.1 and for _pq_ options.
-#    9. Protocol 2.0 (and 4.0) is refused with FATAL 0A000.
-#   10. Garbage on the wire ends that connection (08P01) and nothing else.
+#    8. NegotiateProtocolVersion for 3.1 and for _pq_ options (its version
+#       field is 196608, PG_PROTOCOL_LATEST, as PG15 sends it).
+#    9. Protocol 2.0 is refused in the old v2 error format (PG15 does that for
+#       any major < 3), 4.0 with a v3 ErrorResponse FATAL 0A000.
+#   10. Garbage ends that connection and nothing else: a startup packet of a
+#       bad length is closed without a reply (PG15 only logs it), an invalid
+#       message type after login is FATAL 08P01.
 #   11. CancelRequest with the right key cancels (57014); a wrong key does not.
 #   12. Terminate closes the connection; the server keeps running.
 #

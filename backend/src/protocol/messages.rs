@@ -91,10 +91,11 @@ pub fn command_complete(tag: &str) -> Vec<u8> {
     b
 }
 
-/// NegotiateProtocolVersion: newest minor we support, and the protocol
+/// NegotiateProtocolVersion: the newest version we support (as PostgreSQL
+/// 15 sends it, the whole `3 << 16`, not just the minor number), and the protocol
 /// options (`_pq_.*`) we did not recognise.
-pub fn negotiate_protocol_version(newest_minor: u32, unrecognized: &[String]) -> Vec<u8> {
-    let mut b = newest_minor.to_be_bytes().to_vec();
+pub fn negotiate_protocol_version(newest_version: u32, unrecognized: &[String]) -> Vec<u8> {
+    let mut b = newest_version.to_be_bytes().to_vec();
     b.extend_from_slice(&(unrecognized.len() as u32).to_be_bytes());
     for o in unrecognized {
         put_cstr(&mut b, o);

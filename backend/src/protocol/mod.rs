@@ -32,6 +32,12 @@ pub enum ReadError {
     Eof,
     /// The bytes do not form a valid message.
     Protocol(PgError),
+    /// A client that does not speak the protocol at all (PostgreSQL's
+    /// COMMERROR): logged, never answered, and the connection closed.
+    Silent(String),
+    /// An error for a client that asked for protocol version 1 or 2: it is
+    /// sent in that protocol's unframed form before closing.
+    OldProtocol(String),
 }
 
 pub fn protocol_violation(msg: impl Into<String>) -> ReadError {
@@ -120,16 +126,24 @@ impl Connection {
 
     /// Reads the untyped startup packet (length-prefixed).
     pub fn read_startup_packet(&mut self) -> Result<Vec<u8>, ReadError> {
-        self.need(4)?;
+        if self.buffered() == 0 {
+            // Nothing at all: a port probe. PostgreSQL closes silently.
+            self.need(1)?;
+        }
+        if self.need(4).is_err() {
+            return Err(ReadError::Silent("incomplete startup packet".into()));
+        }
         let len = u32::from_be_bytes(
             self.inbuf[self.inpos..self.inpos + 4]
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
         if !(8..=MAX_STARTUP_PACKET_BYTES).contains(&len) {
-            return Err(protocol_violation("invalid length of startup packet"));
+            return Err(ReadError::Silent("invalid length of startup packet".into()));
         }
-        self.need(len)?;
+        if self.need(len).is_err() {
+            return Err(ReadError::Silent("incomplete startup packet".into()));
+        }
         let body = self.inbuf[self.inpos + 4..self.inpos + len].to_vec();
         self.inpos += len;
         Ok(body)

@@ -18,6 +18,8 @@ use pgerror::{PgError, SqlState};
 const CANCEL_REQUEST_CODE: u32 = (1234 << 16) | 5678;
 const SSL_REQUEST_CODE: u32 = (1234 << 16) | 5679;
 const GSSENC_REQUEST_CODE: u32 = (1234 << 16) | 5680;
+/// The newest protocol we speak, 3.0, as NegotiateProtocolVersion sends it.
+const PROTOCOL_LATEST: u32 = 3 << 16;
 
 /// What the first packets asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,10 +69,16 @@ pub fn read_startup(conn: &mut Connection) -> Result<StartupRequest, ReadError> 
             _ => {
                 let major = code >> 16;
                 let minor = code & 0xffff;
+                let unsupported = format!(
+                    "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                );
+                if major < 3 {
+                    return Err(ReadError::OldProtocol(unsupported));
+                }
                 if major != 3 {
                     return Err(ReadError::Protocol(PgError::fatal(
                         SqlState::FEATURE_NOT_SUPPORTED,
-                        format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
+                        unsupported,
                     )));
                 }
                 let mut params = Vec::new();
@@ -103,7 +111,7 @@ pub fn read_startup(conn: &mut Connection) -> Result<StartupRequest, ReadError> 
                 if minor > 0 || !unrecognized.is_empty() {
                     conn.send(
                         b'v',
-                        &messages::negotiate_protocol_version(0, &unrecognized),
+                        &messages::negotiate_protocol_version(PROTOCOL_LATEST, &unrecognized),
                     );
                 }
                 return Ok(StartupRequest::Session { params });
@@ -170,14 +178,16 @@ mod tests {
     }
 
     #[test]
-    fn protocol_2_is_refused_and_garbage_is_a_violation() {
+    fn old_protocols_get_an_old_style_error_and_garbage_is_silent() {
         let (mut c, _p) = conn_with(&packet(2 << 16, b"\0"));
+        assert!(
+            matches!(read_startup(&mut c), Err(ReadError::OldProtocol(m)) if m.contains("2.0"))
+        );
+        let (mut c, _p) = conn_with(&packet(4 << 16, b"\0"));
         assert!(
             matches!(read_startup(&mut c), Err(ReadError::Protocol(e)) if e.code == SqlState::FEATURE_NOT_SUPPORTED)
         );
         let (mut c, _p) = conn_with(&[0, 0, 0, 2]);
-        assert!(
-            matches!(read_startup(&mut c), Err(ReadError::Protocol(e)) if e.code == SqlState::PROTOCOL_VIOLATION)
-        );
+        assert!(matches!(read_startup(&mut c), Err(ReadError::Silent(_))));
     }
 }
