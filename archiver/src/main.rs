@@ -10,28 +10,19 @@ use std::time::Duration;
 const ARCHIVER_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 fn main() {
-    // SAFETY: SIG_IGN for SIGTERM: the archiver outlives the backends and
-    // stops on SIGUSR2, after the shutdown checkpoint, as PostgreSQL's does.
+    // SIGTERM is ignored: the archiver outlives the backends and stops on
+    // SIGUSR2, after the shutdown checkpoint, as PostgreSQL's does.
+    // SAFETY: setting a signal's disposition to SIG_IGN.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
     }
-    let mut ctx = ChildContext::start(
+    let ctx = ChildContext::start(
         ProcKind::Archiver,
         "archiver",
         &[Sig::Hup, Sig::Usr1, Sig::Usr2],
     );
     launch::title::set("archiver");
-    loop {
-        if ctx.begin_loop() {
-            ctx.exit(1);
-        }
-        if ctx.signals.take(Sig::Hup) {
-            ctx.reload_settings();
-        }
-        if ctx.signals.take(Sig::Usr2) {
-            // The final archiving pass goes here.
-            ctx.exit(0);
-        }
-        ctx.wait(ARCHIVER_CHECK_INTERVAL);
-    }
+    // The final archiving pass (on SIGUSR2) and the regular one (each tick)
+    // go here once there is WAL to archive.
+    ctx.main_loop(Sig::Usr2, |_| {}, |_| ARCHIVER_CHECK_INTERVAL)
 }

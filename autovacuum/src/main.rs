@@ -16,31 +16,26 @@ fn main() {
 }
 
 fn run_launcher() -> ! {
-    let mut ctx = ChildContext::start(
+    let ctx = ChildContext::start(
         ProcKind::AutovacLauncher,
         "autovacuum launcher",
         &[Sig::Hup, Sig::Term, Sig::Int, Sig::Usr1, Sig::Usr2],
     );
     launch::title::set("autovacuum launcher");
-    loop {
-        if ctx.begin_loop() {
-            ctx.exit(1);
-        }
-        if ctx.signals.take(Sig::Hup) {
-            ctx.reload_settings();
+    ctx.main_loop(
+        Sig::Term,
+        |_| {},
+        |ctx| {
             if !ctx.settings.get_bool("autovacuum") {
+                // Turned off by a reload: stop, as PostgreSQL's launcher does.
                 ctx.exit(0);
             }
-        }
-        if ctx.signals.take(Sig::Term) {
-            ctx.exit(0);
-        }
-        // Worker news (SIGUSR2) and the choice of a database to vacuum go
-        // here; with no tables yet there is nothing to schedule.
-        ctx.signals.take(Sig::Usr2);
-        let naptime = Duration::from_secs(ctx.settings.get_int("autovacuum_naptime").max(1) as u64);
-        ctx.wait(naptime);
-    }
+            // Worker news (SIGUSR2) and the choice of a database to vacuum go
+            // here; with no tables yet there is nothing to schedule.
+            ctx.signals.take(Sig::Usr2);
+            Duration::from_secs(ctx.settings.get_int("autovacuum_naptime").max(1) as u64)
+        },
+    )
 }
 
 fn run_worker() -> ! {

@@ -145,6 +145,35 @@ impl ChildContext {
         self.postmaster_died()
     }
 
+    /// The loop every auxiliary process runs until told to stop:
+    /// 1. exit 1 if the postmaster is gone (nobody is left to tell);
+    /// 2. SIGHUP: reload settings;
+    /// 3. `stop` (SIGTERM for most, SIGUSR2 for the checkpointer and the
+    ///    archiver): run `on_stop`, then exit 0;
+    /// 4. `tick` does one round of work and says how long to sleep; the
+    ///    sleep ends early on any signal or a latch set.
+    pub fn main_loop(
+        mut self,
+        stop: Sig,
+        on_stop: impl FnOnce(&ChildContext),
+        mut tick: impl FnMut(&mut ChildContext) -> std::time::Duration,
+    ) -> ! {
+        loop {
+            if self.begin_loop() {
+                self.exit(EXIT_POSTMASTER_DIED);
+            }
+            if self.signals.take(Sig::Hup) {
+                self.reload_settings();
+            }
+            if self.signals.take(stop) {
+                on_stop(&self);
+                self.exit(0);
+            }
+            let sleep = tick(&mut self);
+            self.wait(sleep);
+        }
+    }
+
     /// Waits on this process's latch, the signal pipe and a timeout.
     pub fn wait(&self, timeout: std::time::Duration) -> crate::WaitResult {
         crate::wait(

@@ -19,7 +19,6 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 /// One live child.
 #[derive(Debug)]
@@ -28,7 +27,6 @@ pub struct Child {
     pub slot: usize,
     /// A backend launched only to tell its client it cannot connect now.
     pub dead_end: bool,
-    pub started: Instant,
 }
 
 /// The signals a child blocks until its handlers are installed.
@@ -156,7 +154,6 @@ impl Children {
                         kind,
                         slot,
                         dead_end: reject.is_some(),
-                        started: Instant::now(),
                     },
                 );
                 // The postmaster's copy of the client socket closes here.

@@ -40,6 +40,20 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The processes a shutdown stops first (SIGTERM), before the checkpointer
+/// writes the shutdown checkpoint; the archiver goes after it.
+fn stops_before_checkpointer(kind: ProcKind) -> bool {
+    matches!(
+        kind,
+        ProcKind::Backend
+            | ProcKind::AutovacWorker
+            | ProcKind::AutovacLauncher
+            | ProcKind::BgWriter
+            | ProcKind::WalWriter
+            | ProcKind::Startup
+    )
+}
+
 /// How long children get to exit after SIGQUIT before SIGKILL.
 const SIGKILL_CHILDREN_AFTER: Duration = Duration::from_secs(5);
 
@@ -462,17 +476,8 @@ impl Postmaster {
             self.state = PmState::StopBackends;
         }
         if self.state == PmState::StopBackends {
-            self.children.signal(libc::SIGTERM, |c| {
-                matches!(
-                    c.kind,
-                    ProcKind::Backend
-                        | ProcKind::AutovacWorker
-                        | ProcKind::AutovacLauncher
-                        | ProcKind::BgWriter
-                        | ProcKind::WalWriter
-                        | ProcKind::Startup
-                )
-            });
+            self.children
+                .signal(libc::SIGTERM, |c| stops_before_checkpointer(c.kind));
             self.state = PmState::WaitBackends;
         }
         if self.state == PmState::WaitBackends {
@@ -480,17 +485,10 @@ impl Postmaster {
                 if self.children.by_pid.is_empty() {
                     self.state = PmState::NoChildren;
                 }
-            } else if self.children.count(|c| {
-                matches!(
-                    c.kind,
-                    ProcKind::Backend
-                        | ProcKind::AutovacWorker
-                        | ProcKind::AutovacLauncher
-                        | ProcKind::BgWriter
-                        | ProcKind::WalWriter
-                        | ProcKind::Startup
-                ) && !c.dead_end
-            }) == 0
+            } else if self
+                .children
+                .count(|c| stops_before_checkpointer(c.kind) && !c.dead_end)
+                == 0
             {
                 if self.children.pid_of(ProcKind::Checkpointer).is_none() {
                     self.launch(ProcKind::Checkpointer);

@@ -6,24 +6,18 @@ use shmem_layout::ProcKind;
 use std::time::Duration;
 
 fn main() {
-    let mut ctx = ChildContext::start(
+    let ctx = ChildContext::start(
         ProcKind::WalWriter,
         "walwriter",
         &[Sig::Hup, Sig::Term, Sig::Int, Sig::Usr1],
     );
     launch::title::set("walwriter");
-    loop {
-        if ctx.begin_loop() {
-            ctx.exit(1);
-        }
-        if ctx.signals.take(Sig::Hup) {
-            ctx.reload_settings();
-        }
-        if ctx.signals.take(Sig::Term) {
-            ctx.exit(0);
-        }
-        // Flushing of asynchronously committed WAL goes here.
-        let delay = Duration::from_millis(ctx.settings.get_int("wal_writer_delay").max(1) as u64);
-        ctx.wait(delay);
-    }
+    ctx.main_loop(
+        Sig::Term,
+        |_| {},
+        |ctx| {
+            // Flushing of asynchronously committed WAL goes here.
+            Duration::from_millis(ctx.settings.get_int("wal_writer_delay").max(1) as u64)
+        },
+    )
 }
