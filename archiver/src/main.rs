@@ -13,8 +13,11 @@ fn main() {
     // SIGTERM is ignored: the archiver outlives the backends and stops on
     // SIGUSR2, after the shutdown checkpoint, as PostgreSQL's does.
     // SAFETY: setting a signal's disposition to SIG_IGN.
+    // SIGINT too: a terminal's Ctrl-C reaches every process of the group,
+    // and must not look like a crash of the archiver.
     unsafe {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
     let ctx = ChildContext::start(
         ProcKind::Archiver,

@@ -58,7 +58,15 @@ impl Peer {
 }
 
 /// Sends a FATAL error to the client and exits 1 (a normal exit status).
+/// A PANIC is sent as such and exits 2 with the slot still active, which
+/// the postmaster treats as a crash: the whole cluster is reinitialised.
 pub fn fatal_exit(ctx: &ChildContext, conn: &mut Connection, e: &PgError) -> ! {
+    if e.severity == pgerror::Severity::Panic {
+        log::error!(target: launch::elog::PANIC, "{}", e.message);
+        conn.send(b'E', &messages::error_fields(e));
+        let _ = conn.flush();
+        std::process::exit(2);
+    }
     let e = e.clone().with_severity(pgerror::Severity::Fatal);
     log::error!(target: launch::elog::FATAL, "{}", e.message);
     conn.send(b'E', &messages::error_fields(&e));

@@ -351,7 +351,6 @@ pub fn install_quickdie(ctx: &ChildContext, client_fd: i32) {
     // may be treated as 'static.
     let board: &'static shmem_layout::pmsignal::PmSignal =
         unsafe { &*(ctx.shmem.pm_signal() as *const shmem_layout::pmsignal::PmSignal) };
-    signal_hook::low_level::unregister(ctx.crash_exit_handler);
     // SAFETY: the action reads an atomic, calls send(2) and _exit(2), all
     // async-signal-safe; the buffers were allocated before registration.
     let r = unsafe {
@@ -370,7 +369,8 @@ pub fn install_quickdie(ctx: &ChildContext, client_fd: i32) {
             libc::_exit(2);
         })
     };
-    if r.is_err() {
-        launch::child::install_crash_exit_handler();
+    // Only now drop the plain crash exit: a SIGQUIT in between still exits.
+    if r.is_ok() {
+        signal_hook::low_level::unregister(ctx.crash_exit_handler);
     }
 }

@@ -56,8 +56,10 @@ pub const EXIT_POSTMASTER_DIED: i32 = 1;
 impl ChildContext {
     /// Attaches and registers a child of `kind`. `sigs` are the signals it
     /// wants as flags (SIGURG and postmaster death are always included).
-    /// On failure logs why and exits 1 (before the slot is active, so the
-    /// postmaster does not count it as a crash).
+    /// On failure logs why and exits 1 with its slot inactive. What that
+    /// means depends on the kind (postmaster's reaper): normal for a backend,
+    /// "aborting startup" for the startup process, a crash for the other
+    /// auxiliary processes, whose only normal exit is 0.
     pub fn start(kind: ProcKind, process: &'static str, sigs: &[Sig]) -> ChildContext {
         crate::elog::init(process, log::LevelFilter::Info);
         let args = match ChildArgs::parse(std::env::args().skip(1)) {

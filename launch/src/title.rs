@@ -66,14 +66,3 @@ pub fn set(title: &str) {
         std::ptr::write_bytes(start.add(n), 0, len - n);
     }
 }
-
-/// Sets the short name in `/proc/PID/comm` (15 bytes), as `top` shows.
-pub fn set_comm(name: &str) {
-    let mut buf = [0u8; 16];
-    let n = name.len().min(15);
-    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe {
-        libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0);
-    }
-}

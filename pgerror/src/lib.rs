@@ -1,15 +1,17 @@
-//! Errors that can reach a client: a severity, a SQLSTATE and PostgreSQL's
-//! message text, plus the optional fields of an ErrorResponse.
-//!
-//! Every library that can fail in a way a client sees (`conf` for `SET`,
-//! the backend's SQL layers, later `storage`) returns [`PgError`], so the
-//! backend's protocol layer can turn any of them into an ErrorResponse
-//! without translation. The codes live in one table, [`SqlState`]'s
-//! constants, named as in PostgreSQL's `errcodes.txt`.
-//!
-//! Severity carries PostgreSQL's meaning for the process: `Error` aborts the
-//! current transaction, `Fatal` ends the session, `Panic` takes the cluster
-//! through the crash cycle.
+#![doc = include_str!("../README.md")]
+
+// Errors that can reach a client: a severity, a SQLSTATE and PostgreSQL's
+// message text, plus the optional fields of an ErrorResponse.
+//
+// Every library that can fail in a way a client sees (`conf` for `SET`,
+// the backend's SQL layers, later `storage`) returns [`PgError`], so the
+// backend's protocol layer can turn any of them into an ErrorResponse
+// without translation. The codes live in one table, [`SqlState`]'s
+// constants, named as in PostgreSQL's `errcodes.txt`.
+//
+// Severity carries PostgreSQL's meaning for the process: `Error` aborts the
+// current transaction, `Fatal` ends the session, `Panic` takes the cluster
+// through the crash cycle.
 
 use std::fmt;
 

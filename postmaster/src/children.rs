@@ -27,6 +27,8 @@ pub struct Child {
     pub slot: usize,
     /// A backend launched only to tell its client it cannot connect now.
     pub dead_end: bool,
+    /// The shared-memory generation (segment) this child attached.
+    pub generation: u64,
 }
 
 /// The signals a child blocks until its handlers are installed.
@@ -44,6 +46,8 @@ pub const HANDLED_SIGNALS: [libc::c_int; 9] = [
 
 pub struct Children {
     pub by_pid: HashMap<i32, Child>,
+    /// Bumped each time the segment is recreated after a crash.
+    pub generation: u64,
     bin_dir: PathBuf,
     data_dir: PathBuf,
 }
@@ -60,6 +64,7 @@ impl Children {
         let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         Children {
             by_pid: HashMap::new(),
+            generation: 0,
             bin_dir,
             data_dir: data_dir.to_path_buf(),
         }
@@ -154,6 +159,7 @@ impl Children {
                         kind,
                         slot,
                         dead_end: reject.is_some(),
+                        generation: self.generation,
                     },
                 );
                 // The postmaster's copy of the client socket closes here.

@@ -86,6 +86,17 @@ fn main() {
         Err(e) => fatal(&e.message, e.hint.as_deref()),
     };
 
+    let signals = match Signals::install(&[
+        Sig::Hup,
+        Sig::Int,
+        Sig::Term,
+        Sig::Quit,
+        Sig::Usr1,
+        Sig::Chld,
+    ]) {
+        Ok(s) => s,
+        Err(e) => fatal(&format!("could not install signal handlers: {e}"), None),
+    };
     let mut pidfile = match lockfile::PidFile::create(&data_dir) {
         Ok(p) => p,
         Err(e) => fatal(&e.message, e.hint.as_deref()),
@@ -137,17 +148,6 @@ fn main() {
             fatal(&e.to_string(), None)
         }
     };
-    let signals = match Signals::install(&[
-        Sig::Hup,
-        Sig::Int,
-        Sig::Term,
-        Sig::Quit,
-        Sig::Usr1,
-        Sig::Chld,
-    ]) {
-        Ok(s) => s,
-        Err(e) => fatal(&format!("could not install signal handlers: {e}"), None),
-    };
     let mut pm = Postmaster {
         children: children::Children::new(&data_dir),
         data_dir,
@@ -164,6 +164,7 @@ fn main() {
         sent_sigkill: false,
         conns_allowed: true,
         ready_once: false,
+        startup_signalled: false,
     };
     pm.start_cycle();
     pm.run()

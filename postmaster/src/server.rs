@@ -4,15 +4,16 @@
 //! ```text
 //!            startup exits 0
 //!  Startup ─────────────────────► Run ──smart: no backends left──┐
-//!     ▲                            │ fast / crash                 │
+//!     ▲                            │ fast                         │
 //!     │                            ▼                              ▼
-//!     │                       StopBackends ─SIGTERM sent─► WaitBackends
-//!     │                                                    │        │
-//!     │          crash or immediate: wait for every child  │        │ backends,
-//!     │                                                    │        │ autovacuum, bgwriter,
-//!     │ restart_after_crash                                ▼        │ walwriter gone
-//!     └──────────────── reinitialise ◄────────────── NoChildren     ▼
-//!                                                    ▲   Shutdown (checkpointer: SIGUSR2,
+//!     │                       StopBackends ─SIGTERM sent─► WaitBackends ◄── crash or
+//!     │                                                    │        │      immediate:
+//!     │          crash or immediate: wait for every child  │        │      SIGQUIT to all
+//!     │                                                    │        │ backends,
+//!     │ restart_after_crash                                ▼        │ autovacuum, bgwriter,
+//!     └──────────────── reinitialise ◄────────────── NoChildren     │ walwriter gone
+//!                                                    ▲              ▼
+//!                                                    │   Shutdown (checkpointer: SIGUSR2,
 //!                                                    │        │     shutdown checkpoint, exit 0)
 //!                                    WaitDeadEnd ◄── Shutdown2 (archiver: SIGUSR2, exit)
 //! ```
@@ -28,6 +29,9 @@
 //! shared memory. The postmaster logs it, sets the quit reason to Crash,
 //! sends SIGQUIT to every other child (SIGKILL after 5 s), waits for all to
 //! exit, creates a fresh segment, and starts the startup process again.
+//! Children carry the generation of the segment they attached, so a late
+//! child of an old generation (a dead-end backend still reading its startup
+//! packet) neither holds up the restart nor frees a slot of the new segment.
 
 use crate::children::{describe_exit, Children, LaunchError};
 use crate::listen::{self, Listeners};
@@ -94,6 +98,9 @@ pub struct Postmaster {
     pub sent_sigkill: bool,
     pub conns_allowed: bool,
     pub ready_once: bool,
+    /// We sent the startup process a signal, so its non-zero exit is
+    /// expected rather than a failure (PostgreSQL's STARTUP_SIGNALED).
+    pub startup_signalled: bool,
 }
 
 pub fn sizing_params(s: &conf::Settings) -> SizingParams {
@@ -119,9 +126,11 @@ impl Postmaster {
         }
     }
 
-    /// Starts the processes of a new cycle: startup, checkpointer, bgwriter.
+    /// Starts the startup process of a new cycle (first start or after a
+    /// crash); the checkpointer and bgwriter join it from the main loop.
     pub fn start_cycle(&mut self) {
         self.state = PmState::Startup;
+        self.startup_signalled = false;
         if self.launch(ProcKind::Startup).is_none() {
             log::error!(target: launch::elog::FATAL, "could not start the startup process");
             self.exit(1);
@@ -131,7 +140,11 @@ impl Postmaster {
 
     /// (Re)starts any auxiliary process that should be running now.
     fn start_missing_aux(&mut self) {
-        if self.fatal_error || self.shutdown > ShutdownMode::Smart {
+        // Not while a crash or shutdown is draining children; during
+        // recovery after a crash (Startup with fatal_error) they do run.
+        if !matches!(self.state, PmState::Startup | PmState::Run)
+            || self.shutdown > ShutdownMode::Smart
+        {
             return;
         }
         let mut wanted = vec![];
@@ -282,6 +295,10 @@ impl Postmaster {
             let Some(child) = self.children.by_pid.remove(&pid.as_raw()) else {
                 continue;
             };
+            if child.generation != self.children.generation {
+                // It attached a segment that no longer exists: nothing to check.
+                continue;
+            }
             let clean_slot = self.shmem.child_slots()[child.slot].release();
             let code = match status {
                 WaitStatus::Exited(_, c) => Some(c),
@@ -290,11 +307,11 @@ impl Postmaster {
             let pid = pid.as_raw();
             match child.kind {
                 ProcKind::Startup => {
-                    if code == Some(0) && clean_slot && !self.fatal_error_from_other_cause() {
+                    if self.startup_signalled {
+                        // Stopped by us (shutdown or another process's crash).
+                    } else if code == Some(0) && clean_slot {
                         self.startup_done();
-                    } else if self.shutdown > ShutdownMode::None && code == Some(1) {
-                        // Told to stop (fast shutdown during startup).
-                    } else if !self.fatal_error {
+                    } else {
                         log::info!("startup process (PID {pid}) {}", describe_exit(&status));
                         log::info!("aborting startup due to startup process failure");
                         self.abort_and_exit();
@@ -327,12 +344,6 @@ impl Postmaster {
                 }
             }
         }
-    }
-
-    fn fatal_error_from_other_cause(&self) -> bool {
-        // A startup process that finished while another process crashed
-        // must not move us to Run.
-        self.state != PmState::Startup
     }
 
     fn startup_done(&mut self) {
@@ -369,7 +380,13 @@ impl Postmaster {
             kind.process_name(),
             describe_exit(status)
         );
+        if kind == ProcKind::Backend {
+            if let Some(query) = self.crashed_backend_activity(pid) {
+                log::info!(target: launch::elog::DETAIL, "Failed process was running: {query}");
+            }
+        }
         log::info!("terminating any other active server processes");
+        self.startup_signalled = true;
         self.shmem.pm_signal().set_quit_reason(QuitReason::Crash);
         self.children.signal(libc::SIGQUIT, |_| true);
         self.fatal_error = true;
@@ -378,6 +395,15 @@ impl Postmaster {
         if self.state != PmState::NoChildren {
             self.state = PmState::WaitBackends;
         }
+    }
+
+    /// The query text a crashed backend last reported, read with the
+    /// bounded seqlock retry (PostgreSQL's pgstat_get_crashed_backend_activity).
+    fn crashed_backend_activity(&self, pid: i32) -> Option<String> {
+        let procs = self.shmem.backend_procs();
+        let p = procs.iter().find(|p| p.pid() == pid)?;
+        let snap = p.snapshot(&self.shmem.query_text(self.shmem.proc_index(p)))?;
+        (!snap.query.is_empty()).then_some(snap.query)
     }
 
     fn kill_stragglers(&mut self) {
@@ -421,6 +447,7 @@ impl Postmaster {
             }
             ShutdownMode::Immediate => {
                 log::info!("received immediate shutdown request");
+                self.startup_signalled = true;
                 self.shmem.pm_signal().set_quit_reason(QuitReason::Stop);
                 self.children.signal(libc::SIGQUIT, |_| true);
                 self.abort_started = Some(Instant::now());
@@ -476,13 +503,15 @@ impl Postmaster {
             self.state = PmState::StopBackends;
         }
         if self.state == PmState::StopBackends {
+            self.startup_signalled = true;
             self.children
                 .signal(libc::SIGTERM, |c| stops_before_checkpointer(c.kind));
             self.state = PmState::WaitBackends;
         }
         if self.state == PmState::WaitBackends {
             if self.fatal_error || self.shutdown == ShutdownMode::Immediate {
-                if self.children.by_pid.is_empty() {
+                let generation = self.children.generation;
+                if self.children.count(|c| c.generation == generation) == 0 {
                     self.state = PmState::NoChildren;
                 }
             } else if self
@@ -529,6 +558,8 @@ impl Postmaster {
 
     /// All children are gone after a crash: fresh shared memory, new cycle.
     fn reinitialize(&mut self) {
+        // Late dead-end backends of the old generation may still exit later.
+        self.children.generation += 1;
         log::info!("all server processes terminated; reinitializing");
         let params = sizing_params(&self.settings);
         match Shmem::create(params, std::process::id() as i32) {

@@ -62,8 +62,9 @@ crash_cycle() {
         not_ok "$sig: monitor (in pg_sleep) is terminated: crash of another server process, or connection lost"
     fi
 
+    local back=yes
     check "$sig: new connections succeed again without an external restart (polled)" \
-        wait_for server_ready 60
+        wait_for server_ready 60 || back=
     is "$(sed -n 1p "$DATA/postmaster.pid" 2>/dev/null)" "$pm" \
         "$sig: it is the same postmaster (pid $pm) that re-initialised"
     if [ "$sig" = QUIT ]; then
@@ -83,6 +84,7 @@ crash_cycle() {
     # TODO(storage): 013 checks here that `SELECT * FROM alive` holds exactly
     # the committed rows, in order, and that the in-progress rows are gone.
     is "$(psql_q 'select 1' 2>&1)" 1 "$sig: select 1 works after the crash (stands in for SELECT * FROM alive)"
+    [ -n "$back" ] || bail "$sig: the server came back (the remaining steps need it)"
 }
 
 crash_cycle QUIT "$QUIT_RE"

@@ -692,10 +692,6 @@ tty_close() {
 # statement runs); `idle in transaction` ends in `transaction`.
 backend_state() { child_title "$1" | awk '{ print $NF }'; }
 
-# backend_busy PID: the backend's title says it is running a statement.
-backend_busy() {
-    local st
-    st=$(backend_state "$1")
-    [ -n "$st" ] && [ "$st" != idle ] && [ "$st" != transaction ] &&
-        [ "$st" != authentication ] && [ "$st" != startup ] && [ "$st" != '(aborted)' ]
-}
+# backend_busy PID: the backend's title says it is running a statement:
+# `active` (ours) or an upper-case command tag (PostgreSQL: `SELECT`).
+backend_busy() { backend_state "$1" | grep -Eqx 'active|[A-Z][A-Z ]*'; }

@@ -8,6 +8,12 @@ use shmem_layout::ProcKind;
 const PG_VERSION: &str = "15";
 
 fn main() {
+    // A terminal's Ctrl-C reaches every process of the group; PostgreSQL's
+    // startup process ignores SIGINT, and so do we.
+    // SAFETY: setting a signal's disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     let ctx = ChildContext::start(
         ProcKind::Startup,
         "startup",
