@@ -34,6 +34,20 @@ check "the postmaster has children, among them the session's backend" \
     eval '[ ${#kids[@]} -ge 2 ] && printf "%s\n" "${kids[@]}" | grep -qx "$bp"'
 diag "children: $(child_titles | tr '\n' ';')"
 
+# Ours keeps the segment in a memfd (BRIEF §3): nothing named, so nothing a
+# crash could leave behind. PostgreSQL 15 uses a SysV segment and POSIX shm.
+if [ "$E2E_TARGET" = ours ]; then
+    named=
+    for p in "$PM_PID" "${kids[@]}"; do
+        named+=$(grep -E ' /dev/shm/|/SYSV[0-9a-f]{8}' "/proc/$p/maps" 2>/dev/null | awk '{ print $NF }' | sort -u)
+    done
+    is "${named:-none}" none \
+        "no process of the cluster maps a /dev/shm file or a SysV segment (a crash leaves nothing behind)"
+else
+    skip "no process of the cluster maps a /dev/shm file or a SysV segment" \
+        "PostgreSQL 15 uses a SysV segment and POSIX shm by design"
+fi
+
 check "kill -9 the postmaster" kill9_postmaster
 gone() { local k; for k in "${kids[@]}"; do pid_alive "$k" && return 1; done; return 0; }
 t0=$(now_ms)

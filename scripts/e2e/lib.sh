@@ -163,6 +163,16 @@ pid_alive() {
     [ -n "$st" ] && [ "${st:0:1}" != Z ]
 }
 
+# proc_start PID: the process's start time (clock ticks since boot, field 22
+# of /proc/PID/stat), which together with the pid names one process for good.
+proc_start() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }            # after the command name, which may hold spaces
+    set -- $stat                 # now field 3 of stat is $1
+    echo "${20}"
+}
+
 # now_ms: wall clock in milliseconds.
 now_ms() { date +%s%3N; }
 
@@ -181,8 +191,36 @@ wait_for() {
 # wait_pid_exit PID TIMEOUT
 wait_pid_exit() { wait_for "! pid_alive $1" "${2:-$E2E_TIMEOUT}"; }
 
-# Everything this test started that must not outlive it, by pid.
+# What the trap may kill, as `PID:START` (see proc_start), so that a pid the
+# system has reused for someone else's process is never touched (entries
+# added by hand as a bare PID are accepted too):
+#   STARTED_PMS    the postmasters this test launched
+#   SEEN_CHILDREN  every child seen under one of them
+#   TRACKED_PIDS   psql sessions and anything else registered by track_pid
+STARTED_PMS=()
+SEEN_CHILDREN=()
 TRACKED_PIDS=()
+# SysV shared memory ids the pg15 postmasters reported (postmaster.pid line 7).
+SEEN_SHMIDS=()
+
+# _proc_id PID: `PID:START`, or nothing if the process is gone.
+_proc_id() { local t; t=$(proc_start "$1") && echo "$1:$t"; }
+
+# track_pid PID...: the trap kills these if they are still alive.
+track_pid() {
+    local p id
+    for p in "$@"; do id=$(_proc_id "$p") && TRACKED_PIDS+=("$id"); done
+}
+
+# _still_same PID:START: that very process is still alive. (A bare PID, as
+# a test may add to STARTED_PMS itself, is checked by liveness only.)
+_still_same() {
+    case $1 in
+        *:*) [ "$(proc_start "${1%%:*}")" = "${1#*:}" ] && pid_alive "${1%%:*}" ;;
+        *) pid_alive "$1" ;;
+    esac
+}
+
 # Background and terminal psql sessions (see below), by name.
 declare -A BG_PID BG_FD BG_SEQ TTY_PID TTY_FD TTY_PSQL
 
@@ -194,42 +232,34 @@ close_session_fds() {
     for name in "${!BG_FD[@]}"; do fd=${BG_FD[$name]}; exec {fd}>&-; done
     for name in "${!TTY_FD[@]}"; do fd=${TTY_FD[$name]}; exec {fd}>&-; done
 }
-track_pid() { TRACKED_PIDS+=("$@"); }
 
-# Postmasters this test launched, and every child pid seen under one of them.
-STARTED_PMS=()
-SEEN_CHILDREN=()
-# SysV shared memory ids the pg15 postmasters reported (postmaster.pid line 7).
-SEEN_SHMIDS=()
-
-# kill_tracked: SIGKILL every tracked process that is still alive. Postmasters
-# first get SIGQUIT (immediate shutdown, which takes their children down).
+# kill_tracked: stop everything this test started that is still alive.
+# Postmasters first get SIGQUIT (immediate shutdown takes their children
+# down), then SIGKILL; any child or tracked process left gets SIGKILL.
 kill_tracked() {
-    local p
-    for p in "${STARTED_PMS[@]}"; do
-        record_children "$p"
-        pid_alive "$p" && kill -QUIT "$p" 2>/dev/null
+    local e
+    for e in "${STARTED_PMS[@]}"; do
+        _still_same "$e" || continue
+        record_children "${e%%:*}"
+        kill -QUIT "${e%%:*}"
     done
-    for p in "${STARTED_PMS[@]}"; do
-        wait_for "! pid_alive $p" 10 || kill -KILL "$p" 2>/dev/null
+    for e in "${STARTED_PMS[@]}"; do
+        wait_for "! _still_same $e" 10 || kill -KILL "${e%%:*}"
     done
-    for p in "${SEEN_CHILDREN[@]}" "${TRACKED_PIDS[@]}"; do
-        # A stopped process never handles SIGKILL late, but give SIGCONT too.
-        pid_alive "$p" && { kill -KILL "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; }
+    for e in "${SEEN_CHILDREN[@]}" "${TRACKED_PIDS[@]}"; do
+        _still_same "$e" && kill -KILL "${e%%:*}"
     done
-    for p in "${SEEN_CHILDREN[@]}" "${TRACKED_PIDS[@]}"; do
-        wait_for "! pid_alive $p" 10 || echo "# warning: pid $p did not exit"
+    for e in "${SEEN_CHILDREN[@]}" "${TRACKED_PIDS[@]}"; do
+        wait_for "! _still_same $e" 10 || echo "# warning: pid ${e%%:*} did not exit"
     done
     # Reap our own children (quietly: the caller discards stderr).
-    for p in "${STARTED_PMS[@]}" "${TRACKED_PIDS[@]}"; do
-        { wait "$p"; } 2>/dev/null
-    done
+    for e in "${STARTED_PMS[@]}" "${TRACKED_PIDS[@]}"; do wait "${e%%:*}"; done
     # PostgreSQL leaves its small SysV segment behind after a crash; remove
     # the ones our postmasters created once nothing is attached.
     local id nattch
     for id in "${SEEN_SHMIDS[@]}"; do
         nattch=$(ipcs -m -i "$id" 2>/dev/null | sed -n 's/.*nattch=\([0-9]*\).*/\1/p')
-        [ "$nattch" = 0 ] && ipcrm -m "$id" 2>/dev/null
+        [ "$nattch" = 0 ] && ipcrm -m "$id"
     done
     return 0
 }
@@ -332,7 +362,8 @@ launch_postmaster() {
       exec "${runas[@]}" "$POSTMASTER_EXE" -D "$DATA" -p "$PORT" -h 127.0.0.1 -k "$SOCK" "$@" \
           </dev/null >>"$LOG" 2>&1 ) &
     PM_PID=$!
-    STARTED_PMS+=("$PM_PID")
+    local id
+    id=$(_proc_id "$PM_PID") && STARTED_PMS+=("$id")
 }
 
 # server_ready: a new connection runs `select 1`.
@@ -458,8 +489,10 @@ child_title() {
 # record_children [PM]: remember the children so that the trap can kill any
 # that outlive their postmaster.
 record_children() {
-    local p
-    for p in $(child_pids "${1:-$PM_PID}"); do SEEN_CHILDREN+=("$p"); done
+    local p id
+    for p in $(child_pids "${1:-$PM_PID}"); do
+        id=$(_proc_id "$p") && SEEN_CHILDREN+=("$id")
+    done
 }
 
 # ---------------------------------------------------------------------------

@@ -30,7 +30,9 @@ for t in "$dir"/[0-9][0-9][0-9]_*.sh; do
     fi
     echo "# ==== $name [$E2E_TARGET]"
     start=$(date +%s)
-    timeout -k 30 "$E2E_TEST_TIMEOUT" bash "$t"
+    # --foreground: the test stays in our process group, so Ctrl-C reaches it
+    # (and its trap cleans up); on a timeout it gets SIGTERM, same trap.
+    timeout --foreground -k 30 "$E2E_TEST_TIMEOUT" bash "$t"
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ "$rc" -eq 0 ]; then
