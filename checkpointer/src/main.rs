@@ -25,7 +25,8 @@ fn main() {
         |_| {
             log::info!("shutting down");
             // The shutdown checkpoint is written here once storage exists.
-            log::info!("database system is shut down");
+            // The postmaster logs "database system is shut down" once every
+            // child has gone.
         },
         |ctx| {
             let timeout =

@@ -539,6 +539,7 @@ impl Postmaster {
                 self.exit(0);
             }
             if self.shutdown > ShutdownMode::None && !self.fatal_error {
+                log::info!("database system is shut down");
                 self.exit(0);
             }
             if self.fatal_error {

@@ -16,7 +16,9 @@
 #   LOG:  received fast shutdown request
 #   LOG:  aborting any active transactions                  (fast)
 #   LOG:  received immediate shutdown request
-#   LOG:  database system is shut down                       (all three)
+#   LOG:  database system is shut down                       (all three; logged by
+#                                                             the postmaster once
+#                                                             no child is left)
 source "$(dirname "$0")/lib.sh"
 
 LOST_RE='server closed the connection unexpectedly|connection to server was lost|could not send data to server|no connection to the server'
@@ -39,6 +41,7 @@ bg_start s
 bg_query s "select 'before-smart'"
 is "$BG_STDOUT" before-smart "smart: a session is open"
 mapfile -t kids < <(child_pids)
+pm=$PM_PID
 log_mark
 kill -TERM "$PM_PID"
 check "smart: the log says 'received smart shutdown request'" \
@@ -68,6 +71,8 @@ else
     stop_server immediate
 fi
 check "smart: the log says 'database system is shut down'" log_has 'database system is shut down'
+check "smart: the postmaster itself logs it, once its children are gone" \
+    log_has_pid "$pm" 'database system is shut down'
 after_stop smart
 
 # --- fast ------------------------------------------------------------------------
@@ -75,12 +80,15 @@ bg_start f
 bg_query f "select 'before-fast'"
 is "$BG_STDOUT" before-fast "fast: a session is open"
 mapfile -t kids < <(child_pids)
+pm=$PM_PID
 log_mark
 check "fast: SIGINT makes the postmaster exit" stop_server fast 60
 is "${PM_EXIT:-none}" 0 "fast: its exit status is 0"
 check "fast: the log says 'received fast shutdown request'" log_has 'received fast shutdown request'
 check "fast: the log says 'aborting any active transactions'" log_has 'aborting any active transactions'
 check "fast: the log says 'database system is shut down'" log_has 'database system is shut down'
+check "fast: the postmaster itself logs it, once its children are gone" \
+    log_has_pid "$pm" 'database system is shut down'
 bg_query f 'select 1'
 like "$BG_STDERR" 'FATAL:  terminating connection due to administrator command' \
     "fast: the session was terminated with FATAL:  terminating connection due to administrator command"
@@ -96,6 +104,7 @@ bg_start ib
 bg_query ib "select 'busy-connected'"
 bg_send ib 'select pg_sleep(3600);'
 mapfile -t kids < <(child_pids)
+pm=$PM_PID
 log_mark
 t0=$(now_ms)
 if stop_server immediate 30; then
@@ -107,6 +116,8 @@ is "${PM_EXIT:-none}" 0 "immediate: its exit status is 0"
 check "immediate: the log says 'received immediate shutdown request'" \
     log_has 'received immediate shutdown request'
 check "immediate: the log says 'database system is shut down'" log_has 'database system is shut down'
+check "immediate: the postmaster itself logs it, once its children are gone" \
+    log_has_pid "$pm" 'database system is shut down'
 bg_query i 'select 1'
 like "$BG_STDERR" "WARNING:  terminating connection due to immediate shutdown command|$LOST_RE" \
     "immediate: the idle session is gone (WARNING:  terminating connection due to immediate shutdown command, or connection lost)"

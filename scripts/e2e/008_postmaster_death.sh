@@ -37,10 +37,9 @@ diag "children: $(child_titles | tr '\n' ';')"
 # Ours keeps the segment in a memfd (BRIEF §3): nothing named, so nothing a
 # crash could leave behind. PostgreSQL 15 uses a SysV segment and POSIX shm.
 if [ "$E2E_TARGET" = ours ]; then
-    named=
-    for p in "$PM_PID" "${kids[@]}"; do
-        named+=$(grep -E ' /dev/shm/|/SYSV[0-9a-f]{8}' "/proc/$p/maps" 2>/dev/null | awk '{ print $NF }' | sort -u)
-    done
+    named=$(for p in "$PM_PID" "${kids[@]}"; do
+                grep -E ' /dev/shm/|/SYSV[0-9a-f]{8}' "/proc/$p/maps" 2>/dev/null
+            done | awk '{ $1 = $2 = $3 = $4 = $5 = ""; sub(/^ +/, ""); print }' | sort -u)
     is "${named:-none}" none \
         "no process of the cluster maps a /dev/shm file or a SysV segment (a crash leaves nothing behind)"
 else

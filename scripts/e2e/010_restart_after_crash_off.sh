@@ -26,6 +26,7 @@ bg_query monitor "select 'psql-connected'"
 is "$BG_STDOUT" psql-connected "a monitor session is connected"
 bg_send monitor 'select pg_sleep(3600);'
 mapfile -t kids < <(child_pids)
+pm=$PM_PID
 
 log_mark
 check "kill -9 killme's backend" kill -KILL "$kp"
@@ -42,7 +43,8 @@ check "the log says 'terminating any other active server processes'" \
     log_has 'terminating any other active server processes'
 check "the log says 'shutting down because restart_after_crash is off'" \
     log_has 'shutting down because restart_after_crash is off'
-check "the log says 'database system is shut down'" log_has 'database system is shut down'
+check "the log says 'database system is shut down' (from the postmaster)" \
+    log_has_pid "$pm" 'database system is shut down'
 unlike "$(log_since_mark)" 'reinitializing' "the log does not say 'all server processes terminated; reinitializing'"
 
 if bg_wait_exit monitor 30; then

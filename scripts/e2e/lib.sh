@@ -508,6 +508,10 @@ log_since_mark() { tail -c +$((LOG_MARK + 1)) "$LOG" 2>/dev/null; }
 # log_has ERE: the log, since the mark, has a line matching ERE.
 log_has() { log_since_mark | grep -Eq -- "$1"; }
 
+# log_has_pid PID ERE: as log_has, on a line written by process PID (both
+# PostgreSQL's default prefix and ours carry `[PID]`).
+log_has_pid() { log_since_mark | grep -E -- "\\[$1\\]" | grep -Eq -- "$2"; }
+
 # wait_for_log ERE [TIMEOUT]
 wait_for_log() { wait_for "log_has $(printf '%q' "$1")" "${2:-$E2E_TIMEOUT}"; }
 
