@@ -133,8 +133,8 @@ impl Backend {
             if send_ready {
                 self.ready_for_query();
             }
-            if let Err(e) = self.conn.flush() {
-                let _ = e;
+            if self.conn.flush().is_err() {
+                // The client is gone; nobody is left to tell.
                 self.exit(0);
             }
             self.wait_for_input();
@@ -262,9 +262,6 @@ impl Backend {
             let r = launch::wait(&signals, None, Some(fd), Some(timeout));
             if r.fd_ready {
                 // Data or EOF: read_message will see which.
-                if self.conn.buffered() == 0 {
-                    return;
-                }
                 return;
             }
         }
