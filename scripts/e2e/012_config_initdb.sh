@@ -8,6 +8,7 @@
 #   4. ours: an unknown setting and a bad value in postgresql.toml stop the
 #      start with FATAL naming the file and line.
 #   5. -c overrides postgresql.toml; the startup packet's options override both.
+#   6. Without -D, the postmaster takes its data directory from PGDATA.
 source "$(dirname "$0")/lib.sh"
 
 # --- 1. initdb refuses a non-empty directory ---------------------------------------------
@@ -80,5 +81,17 @@ is "$(PGOPTIONS='-c statement_timeout=3min' psql_q 'show statement_timeout')" 3m
     "the startup packet's options override the command line"
 is "$(PGOPTIONS='-c statement_timeout=3min' psql_q "set statement_timeout = '4min'; reset statement_timeout; show statement_timeout")" 3min \
     "RESET returns to the session's start value (the startup packet's, as PostgreSQL does)"
+stop_server fast
+
+# --- 6. PGDATA is the fallback for -D ---------------------------------------------------------
+: >"$LOG"
+runas=()
+[ -n "$SERVER_USER" ] && runas=(setpriv --reuid="$SERVER_USER" --regid="$SERVER_USER" --init-groups --)
+( close_session_fds
+  exec "${runas[@]}" env PGDATA="$DATA" "$POSTMASTER_EXE" -p "$PORT" -h 127.0.0.1 -k "$SOCK" \
+      </dev/null >>"$LOG" 2>&1 ) &
+PM_PID=$!
+STARTED_PMS+=("$PM_PID")
+check "without -D the postmaster finds its data directory in PGDATA" wait_for server_ready 60
 stop_server fast
 done_testing
