@@ -1,0 +1,1 @@
+//! Write-ahead log: record format, segment files, reading.
