@@ -1,8 +1,10 @@
 //! Session start, from accepted socket to the first ReadyForQuery
 //! (PostgreSQL's BackendInitialize + InitPostgres).
 //!
-//! 1. Read the startup packet(s) (`protocol::startup`), within
-//!    `authentication_timeout` (a receive timeout on the socket).
+//! 1. Read the startup packet(s) (`protocol::startup`). The whole start-up
+//!    phase has one deadline, `authentication_timeout`; it, SIGTERM and the
+//!    postmaster's death each end it with a silent exit 1, as PostgreSQL's
+//!    process_startup_packet_die does.
 //! 2. A CancelRequest: find the backend by pid in the proc array, compare
 //!    the key, send it SIGINT; end without a reply.
 //! 3. If the postmaster is not admitting sessions (`--reject`), say why
@@ -74,33 +76,16 @@ pub fn fatal_exit(ctx: &ChildContext, conn: &mut Connection, e: &PgError) -> ! {
     ctx.exit(1)
 }
 
-fn set_receive_timeout(conn: &Connection, timeout: Option<Duration>) {
-    let tv = match timeout {
-        Some(d) => libc::timeval {
-            tv_sec: d.as_secs() as libc::time_t,
-            tv_usec: d.subsec_micros() as libc::suseconds_t,
-        },
-        None => libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-    };
-    // SAFETY: setting a socket option on our own socket with a valid timeval.
-    unsafe {
-        libc::setsockopt(
-            conn.raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
-}
-
 /// Carries out a CancelRequest (step 2).
 fn process_cancel(ctx: &ChildContext, pid: i32, key: u32) {
+    // Never signal pid 0 or a negative pid: kill(2) would take them as a
+    // process group. Only an entry in use right now can match.
+    if pid <= 0 {
+        log::info!("PID {pid} in cancel request did not match any process");
+        return;
+    }
     for p in ctx.shmem.backend_procs() {
-        if p.pid() == pid && p.kind() == Some(ProcKind::Backend) {
+        if p.is_in_use() && p.pid() == pid && p.kind() == Some(ProcKind::Backend) {
             if p.cancel_key() == key {
                 // SAFETY: signalling a backend of this cluster.
                 unsafe {
@@ -148,7 +133,11 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
     let peer = Peer::of(conn);
     let auth_timeout =
         Duration::from_secs(ctx.settings.get_int("authentication_timeout").max(1) as u64);
-    set_receive_timeout(conn, Some(auth_timeout));
+    conn.guard = Some(crate::protocol::ReadGuard {
+        signals: ctx.signals.clone(),
+        postmaster_pid: ctx.postmaster_pid,
+        deadline: Some(std::time::Instant::now() + auth_timeout),
+    });
     if ctx.settings.get_bool("log_connections") {
         match peer.addr {
             Some(a) => log::info!("connection received: host={} port={}", a.ip(), a.port()),
@@ -162,6 +151,11 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
         }
         Ok(StartupRequest::Session { params }) => params,
         Err(ReadError::Eof) => ctx.exit(0),
+        Err(ReadError::Terminated | ReadError::PostmasterDied) => ctx.exit(1),
+        Err(ReadError::TimedOut) => {
+            log::info!("canceling authentication due to timeout");
+            ctx.exit(1)
+        }
         Err(ReadError::Protocol(e)) => fatal_exit(ctx, conn, &e),
         Err(ReadError::Silent(msg)) => {
             log::info!("{msg}");
@@ -314,20 +308,25 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
             fatal_exit(ctx, conn, &e);
         }
     }
-    set_receive_timeout(conn, None);
+    if let Some(g) = conn.guard.as_mut() {
+        g.deadline = None;
+    }
 
     let application_name = settings.get_str("application_name");
     let start = SystemTime::now();
-    proc.set_identity(&shmem_layout::procarray::ProcIdentity {
-        database_oid: db.oid,
-        user_oid: role.oid,
-        client_addr: &peer.addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        client_port: peer.addr.map(|a| a.port() as i32).unwrap_or(-1),
-        user_name: &user,
-        database_name: &database,
-        application_name: &application_name,
-        backend_start_us: now_us(),
-    });
+    proc.set_identity(
+        &shmem_layout::procarray::ProcIdentity {
+            database_oid: db.oid,
+            user_oid: role.oid,
+            client_addr: &peer.addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+            client_port: peer.addr.map(|a| a.port() as i32).unwrap_or(-1),
+            user_name: &user,
+            database_name: &database,
+            application_name: &application_name,
+            backend_start_us: now_us(),
+        },
+        &ctx.shmem.query_text(proc_index),
+    );
     if ctx.settings.get_bool("log_connections") {
         log::info!("connection authorized: user={user} database={database} application_name={application_name}");
     }

@@ -87,9 +87,7 @@ pub fn check_for_interrupts() -> PgResult<()> {
             "terminating connection due to administrator command",
         ));
     }
-    if s.signals.pending(Sig::PostmasterDeath)
-        || nix::unistd::getppid().as_raw() != s.postmaster_pid
-    {
+    if nix::unistd::getppid().as_raw() != s.postmaster_pid {
         return Err(PgError::fatal(
             SqlState::ADMIN_SHUTDOWN,
             "terminating connection due to unexpected postmaster exit",

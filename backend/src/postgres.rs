@@ -14,7 +14,7 @@
 use crate::connect::{fatal_exit, timestamp_us, Peer};
 use crate::dest::{Dest, FieldDesc};
 use crate::interrupts;
-use crate::protocol::messages::{self, BodyReader};
+use crate::protocol::messages::{self, query_string};
 use crate::protocol::{Connection, ReadError};
 use crate::session::Session;
 use launch::{ChildContext, Sig};
@@ -142,23 +142,34 @@ impl Backend {
                 Ok(m) => m,
                 Err(ReadError::Eof) => self.exit(0),
                 Err(ReadError::Protocol(e)) => self.fatal(&e),
-                Err(ReadError::Silent(_) | ReadError::OldProtocol(_)) => {
-                    unreachable!("only startup packets raise these")
+                Err(ReadError::Silent(msg)) => {
+                    log::info!("{msg}");
+                    self.exit(0)
+                }
+                Err(ReadError::Terminated) => self.fatal(&PgError::fatal(
+                    SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection due to administrator command",
+                )),
+                Err(ReadError::PostmasterDied) => self.fatal(&PgError::fatal(
+                    SqlState::ADMIN_SHUTDOWN,
+                    "terminating connection due to unexpected postmaster exit",
+                )),
+                Err(ReadError::OldProtocol(_) | ReadError::TimedOut) => {
+                    unreachable!("only the start-up phase raises these")
                 }
             };
             send_ready = true;
+            // After an error in an extended-protocol message everything up
+            // to the next Sync is skipped (PostgreSQL's ignore_till_sync).
+            if self.ignore_till_sync && !matches!(typ, b'S' | b'X') {
+                send_ready = false;
+                continue;
+            }
             match typ {
-                b'Q' => {
-                    let mut r = BodyReader::new(&body);
-                    let Some(q) = r.cstr() else {
-                        self.fatal(&PgError::fatal(
-                            SqlState::PROTOCOL_VIOLATION,
-                            "invalid string in message",
-                        ));
-                    };
-                    let q = q.to_string();
-                    self.simple_query(&q);
-                }
+                b'Q' => match query_string(&body) {
+                    Ok(q) => self.simple_query(&q),
+                    Err(e) => self.send_error(&e),
+                },
                 b'X' => self.exit(0),
                 b'S' => self.ignore_till_sync = false,
                 b'H' => send_ready = false,
@@ -208,9 +219,8 @@ impl Backend {
     fn wait_for_input(&mut self) {
         let idle_since = Instant::now();
         loop {
-            if self.conn.has_message() {
-                return;
-            }
+            // Checked even when a message is already buffered, so a client
+            // that keeps the buffer full cannot hold off a shutdown.
             let signals = self.ctx.signals.clone();
             if signals.pending(Sig::Term) {
                 self.fatal(&PgError::fatal(
@@ -223,6 +233,9 @@ impl Backend {
                     SqlState::ADMIN_SHUTDOWN,
                     "terminating connection due to unexpected postmaster exit",
                 ));
+            }
+            if self.conn.has_message() {
+                return;
             }
             if signals.take(Sig::Hup) {
                 self.reload_settings();

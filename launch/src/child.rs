@@ -188,8 +188,9 @@ impl ChildContext {
 
     /// True once the postmaster is gone (death signal or re-parenting).
     pub fn postmaster_died(&self) -> bool {
-        self.signals.pending(Sig::PostmasterDeath)
-            || nix::unistd::getppid().as_raw() != self.postmaster_pid
+        // The death signal only wakes us; a stray SIGPWR from elsewhere must
+        // not end the process, so re-parenting is the test.
+        nix::unistd::getppid().as_raw() != self.postmaster_pid
     }
 
     /// Re-reads the settings the postmaster published (after SIGHUP).

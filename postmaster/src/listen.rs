@@ -211,7 +211,10 @@ pub fn accept(listener: &Listener) -> Option<OwnedFd> {
         }
         Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => None,
         Err(e) => {
+            // EMFILE and the like leave the socket readable: pause instead
+            // of spinning, as PostgreSQL does.
             log::info!("could not accept new connection: {}", e.desc());
+            std::thread::sleep(std::time::Duration::from_millis(100));
             None
         }
     }

@@ -97,6 +97,16 @@ fn main() {
         Ok(s) => s,
         Err(e) => fatal(&format!("could not install signal handlers: {e}"), None),
     };
+    let sizing = server::sizing_params(&settings);
+    if sizing.num_procs() > shmem_layout::lwlock::MAX_SHARED_HOLDERS as usize {
+        fatal(
+            &format!(
+                "max_connections + autovacuum_max_workers is too large: at most {} processes can share a lock",
+                shmem_layout::lwlock::MAX_SHARED_HOLDERS as usize - shmem_layout::NUM_AUX_PROCS
+            ),
+            None,
+        );
+    }
     let mut pidfile = match lockfile::PidFile::create(&data_dir) {
         Ok(p) => p,
         Err(e) => fatal(&e.message, e.hint.as_deref()),
@@ -165,6 +175,8 @@ fn main() {
         conns_allowed: true,
         ready_once: false,
         startup_signalled: false,
+        crash_recovery: false,
+        last_aux_launch: Default::default(),
     };
     pm.start_cycle();
     pm.run()

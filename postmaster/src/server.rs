@@ -58,6 +58,9 @@ fn stops_before_checkpointer(kind: ProcKind) -> bool {
     )
 }
 
+/// Minimum time between two launches of the same auxiliary process.
+const AUX_RESTART_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long children get to exit after SIGQUIT before SIGKILL.
 const SIGKILL_CHILDREN_AFTER: Duration = Duration::from_secs(5);
 
@@ -94,6 +97,12 @@ pub struct Postmaster {
     pub shutdown: ShutdownMode,
     /// A crash is being handled: shared memory is suspect.
     pub fatal_error: bool,
+    /// The startup process is recovering after a crash (for the 57P03
+    /// message); unlike `fatal_error`, it does not stop crash handling or
+    /// shutdowns, which work normally during crash recovery.
+    pub crash_recovery: bool,
+    /// When each auxiliary kind was last launched, to rate-limit relaunches.
+    pub last_aux_launch: std::collections::HashMap<ProcKind, Instant>,
     pub abort_started: Option<Instant>,
     pub sent_sigkill: bool,
     pub conns_allowed: bool,
@@ -161,9 +170,20 @@ impl Postmaster {
             }
         }
         for k in wanted {
-            if self.children.pid_of(k).is_none() {
-                self.launch(k);
+            if self.children.pid_of(k).is_some() {
+                continue;
             }
+            // A process that keeps dying at once is restarted at most once
+            // a second (the crash cycle restarts everything at once anyway).
+            if self
+                .last_aux_launch
+                .get(&k)
+                .is_some_and(|t| t.elapsed() < AUX_RESTART_INTERVAL)
+            {
+                continue;
+            }
+            self.last_aux_launch.insert(k, Instant::now());
+            self.launch(k);
         }
     }
 
@@ -243,7 +263,7 @@ impl Postmaster {
             if self.shutdown > ShutdownMode::None || !self.conns_allowed {
                 return Some(RejectReason::Shutdown);
             }
-            if !self.fatal_error && self.state == PmState::Startup {
+            if !self.fatal_error && !self.crash_recovery && self.state == PmState::Startup {
                 return Some(RejectReason::Startup);
             }
             return Some(RejectReason::Recovery);
@@ -261,7 +281,14 @@ impl Postmaster {
         let reject = self.admission();
         let raw = std::os::fd::AsRawFd::as_raw_fd(&client);
         // Keep a duplicate so we can still tell the client if the launch fails.
-        let spare = nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(raw) }).ok();
+        // Close-on-exec, so the spare never leaks into the backend.
+        let spare = nix::fcntl::fcntl(
+            unsafe { BorrowedFd::borrow_raw(raw) },
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0),
+        )
+        .ok()
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we now own.
+        .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         match self.children.launch(
             &self.shmem,
             self.interlock.raw_fd(),
@@ -307,8 +334,14 @@ impl Postmaster {
             let pid = pid.as_raw();
             match child.kind {
                 ProcKind::Startup => {
-                    if self.startup_signalled {
-                        // Stopped by us (shutdown or another process's crash).
+                    let stopped_normally = matches!(code, Some(0) | Some(1)) && clean_slot;
+                    if self.startup_signalled && stopped_normally {
+                        // Stopped by us (a shutdown's SIGTERM).
+                    } else if self.startup_signalled || self.fatal_error {
+                        // Dying while we stop it, or during a crash cycle:
+                        // a crash like any other (ignored if one is
+                        // already being handled).
+                        self.handle_crash(pid, &status, child.kind);
                     } else if code == Some(0) && clean_slot {
                         self.startup_done();
                     } else {
@@ -348,6 +381,7 @@ impl Postmaster {
 
     fn startup_done(&mut self) {
         self.fatal_error = false;
+        self.crash_recovery = false;
         self.abort_started = None;
         self.sent_sigkill = false;
         if self.shutdown > ShutdownMode::None {
@@ -510,8 +544,15 @@ impl Postmaster {
         }
         if self.state == PmState::WaitBackends {
             if self.fatal_error || self.shutdown == ShutdownMode::Immediate {
+                // Dead-end backends attach nothing the next cycle uses; the
+                // generation bump in `reinitialize` makes their later exits
+                // harmless, so they do not hold up the restart.
                 let generation = self.children.generation;
-                if self.children.count(|c| c.generation == generation) == 0 {
+                if self
+                    .children
+                    .count(|c| c.generation == generation && !c.dead_end)
+                    == 0
+                {
                     self.state = PmState::NoChildren;
                 }
             } else if self
@@ -522,9 +563,13 @@ impl Postmaster {
                 if self.children.pid_of(ProcKind::Checkpointer).is_none() {
                     self.launch(ProcKind::Checkpointer);
                 }
-                self.children
-                    .signal(libc::SIGUSR2, |c| c.kind == ProcKind::Checkpointer);
-                self.state = PmState::Shutdown;
+                // If no checkpointer could be started, stay here and try
+                // again on the next pass of the loop.
+                if self.children.pid_of(ProcKind::Checkpointer).is_some() {
+                    self.children
+                        .signal(libc::SIGUSR2, |c| c.kind == ProcKind::Checkpointer);
+                    self.state = PmState::Shutdown;
+                }
             }
         }
         if self.state == PmState::Shutdown2 && self.children.pid_of(ProcKind::Archiver).is_none() {
@@ -559,6 +604,11 @@ impl Postmaster {
 
     /// All children are gone after a crash: fresh shared memory, new cycle.
     fn reinitialize(&mut self) {
+        // The crash has been dealt with: every child of the old segment is
+        // gone. Crash handling and shutdowns work normally from here on.
+        self.fatal_error = false;
+        self.crash_recovery = true;
+        self.last_aux_launch.clear();
         // Late dead-end backends of the old generation may still exit later.
         self.children.generation += 1;
         log::info!("all server processes terminated; reinitializing");

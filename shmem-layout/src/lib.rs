@@ -184,16 +184,19 @@ mod tests {
         assert!(p.try_claim());
         assert!(!p.try_claim());
         p.set_owner(77, ProcKind::Backend, 99);
-        p.set_identity(&procarray::ProcIdentity {
-            database_oid: 5,
-            user_oid: 10,
-            client_addr: "127.0.0.1",
-            client_port: 5555,
-            user_name: "alice",
-            database_name: "app",
-            application_name: "psql",
-            backend_start_us: 1,
-        });
+        p.set_identity(
+            &procarray::ProcIdentity {
+                database_oid: 5,
+                user_oid: 10,
+                client_addr: "127.0.0.1",
+                client_port: 5555,
+                user_name: "alice",
+                database_name: "app",
+                application_name: "psql",
+                backend_start_us: 1,
+            },
+            &shm.query_text(shm.proc_index(p)),
+        );
         let idx = shm.proc_index(p);
         p.report_state(
             procarray::BackendState::Active,
@@ -209,7 +212,30 @@ mod tests {
         assert_eq!(s.state.as_str(), "active");
         assert_eq!(p.cancel_key(), 99);
         p.release();
+        // A free entry must not look like anyone's: no kind (so a cancel
+        // request for pid 0 can never match it), no identity, no times.
+        assert_eq!((p.pid(), p.kind(), p.cancel_key()), (0, None, 0));
+        let s = p.snapshot(&shm.query_text(idx)).unwrap();
+        assert_eq!(
+            (s.user_oid, s.backend_start_us, s.query_start_us),
+            (0, 0, 0)
+        );
         assert!(p.try_claim());
+        // The next owner's identity clears the old query text.
+        p.set_identity(
+            &procarray::ProcIdentity {
+                database_oid: 5,
+                user_oid: 11,
+                client_addr: "",
+                client_port: -1,
+                user_name: "bob",
+                database_name: "app",
+                application_name: "",
+                backend_start_us: 3,
+            },
+            &shm.query_text(idx),
+        );
+        assert_eq!(p.snapshot(&shm.query_text(idx)).unwrap().query, "");
     }
 
     #[test]

@@ -188,12 +188,30 @@ impl Proc {
     }
 
     /// Owner: gives the entry back (clean exit).
+    /// Owner: gives the entry back (clean exit). Everything a later reader
+    /// could mistake for the next owner's is cleared first: the kind (so a
+    /// free entry never matches a cancel request), the identity and times.
+    /// The query text is cleared by the next owner's `set_identity`.
     pub fn release(&self) {
         self.pid.store(0, Ordering::Release);
+        self.kind.store(0, Ordering::Release);
         self.latch.disown();
         self.cancel_key.store(0, Ordering::Release);
+        self.begin_write();
         self.state
-            .store(BackendState::Undefined as u32, Ordering::Release);
+            .store(BackendState::Undefined as u32, Ordering::Relaxed);
+        self.database_oid.store(0, Ordering::Relaxed);
+        self.user_oid.store(0, Ordering::Relaxed);
+        self.client_port.store(0, Ordering::Relaxed);
+        for t in [
+            &self.backend_start_us,
+            &self.xact_start_us,
+            &self.query_start_us,
+            &self.state_change_us,
+        ] {
+            t.store(0, Ordering::Relaxed);
+        }
+        self.end_write();
         self.in_use.store(0, Ordering::Release);
     }
 
@@ -219,9 +237,13 @@ impl Proc {
         self.changecount.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Owner: records identity fields once at start.
-    pub fn set_identity(&self, id: &ProcIdentity<'_>) {
+    /// Owner: records identity fields once at start, and clears whatever
+    /// query text a previous owner of the entry left behind.
+    pub fn set_identity(&self, id: &ProcIdentity<'_>, query_buf: &QueryText) {
         self.begin_write();
+        query_buf.write("");
+        self.xact_start_us.store(0, Ordering::Relaxed);
+        self.query_start_us.store(0, Ordering::Relaxed);
         self.database_oid.store(id.database_oid, Ordering::Relaxed);
         self.user_oid.store(id.user_oid, Ordering::Relaxed);
         self.client_port.store(id.client_port, Ordering::Relaxed);

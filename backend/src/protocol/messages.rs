@@ -134,6 +134,51 @@ impl<'a> BodyReader<'a> {
     }
 }
 
+/// The query string of a Query message, validated as PostgreSQL does:
+/// a NUL-terminated string (08P01 `invalid string in message`), nothing
+/// after it (08P01 `invalid message format`), valid UTF-8 (22021
+/// `invalid byte sequence for encoding "UTF8": 0x..`). Each is an ERROR;
+/// the session goes on.
+pub fn query_string(body: &[u8]) -> Result<String, PgError> {
+    use pgerror::SqlState;
+    let Some(nul) = body.iter().position(|&b| b == 0) else {
+        return Err(PgError::new(
+            SqlState::PROTOCOL_VIOLATION,
+            "invalid string in message",
+        ));
+    };
+    if nul + 1 != body.len() {
+        return Err(PgError::new(
+            SqlState::PROTOCOL_VIOLATION,
+            "invalid message format",
+        ));
+    }
+    match std::str::from_utf8(&body[..nul]) {
+        Ok(s) => Ok(s.to_string()),
+        Err(e) => {
+            let bad = &body[e.valid_up_to()..nul];
+            let want = match bad[0] {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            let shown: Vec<String> = bad
+                .iter()
+                .take(want)
+                .map(|b| format!("0x{b:02x}"))
+                .collect();
+            Err(PgError::new(
+                SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                format!(
+                    "invalid byte sequence for encoding \"UTF8\": {}",
+                    shown.join(" ")
+                ),
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +198,25 @@ mod tests {
     fn data_row_encodes_null_as_minus_one() {
         let b = data_row(&[Some("1".into()), None]);
         assert_eq!(b, vec![0, 2, 0, 0, 0, 1, b'1', 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn query_strings_are_checked_like_postgres() {
+        assert_eq!(query_string(b"select 1\0").unwrap(), "select 1");
+        assert_eq!(
+            query_string(b"select 1").unwrap_err().message,
+            "invalid string in message"
+        );
+        assert_eq!(
+            query_string(b"select 1\0x").unwrap_err().message,
+            "invalid message format"
+        );
+        let e = query_string(b"select '\xc3\x28'\0").unwrap_err();
+        assert_eq!(e.code.as_str(), "22021");
+        assert_eq!(
+            e.message,
+            "invalid byte sequence for encoding \"UTF8\": 0xc3 0x28"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The v3 frontend/backend protocol: framing, reading and writing messages
 //! on the client socket with blocking I/O.
 //!
-//! Reads go through a buffer filled with `recv`; before blocking for more
-//! input the caller waits on the socket together with the signal pipe
-//! (see `postgres.rs`), so signals are seen while idle. Writes accumulate
+//! Reads go through a buffer filled with `recv`. A connection with a
+//! [`ReadGuard`] never blocks in `recv`: it waits on the socket together
+//! with the signal pipe, so SIGTERM, the postmaster's death and (during
+//! start-up) `authentication_timeout` end a read even when the client has
+//! sent half a message and stalls (PostgreSQL's ProcessClientReadInterrupt). Writes accumulate
 //! in an output buffer flushed at ReadyForQuery, when it grows past
 //! [`FLUSH_THRESHOLD_BYTES`], and before waiting for input.
 //!
@@ -23,6 +25,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub const MAX_MESSAGE_BYTES: usize = 0x3fff_ffff;
 /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
 pub const MAX_STARTUP_PACKET_BYTES: usize = 10_000;
+/// PostgreSQL's PQ_SMALL_MESSAGE_LIMIT, for message types without payload.
+pub const MAX_SMALL_MESSAGE_BYTES: usize = 10_000;
 pub const FLUSH_THRESHOLD_BYTES: usize = 8192;
 
 /// Why reading from the client stopped.
@@ -38,6 +42,20 @@ pub enum ReadError {
     /// An error for a client that asked for protocol version 1 or 2: it is
     /// sent in that protocol's unframed form before closing.
     OldProtocol(String),
+    /// SIGTERM arrived while waiting for input.
+    Terminated,
+    /// The postmaster died while waiting for input.
+    PostmasterDied,
+    /// The guard's deadline passed (authentication_timeout).
+    TimedOut,
+}
+
+/// What a read watches besides the socket.
+pub struct ReadGuard {
+    pub signals: launch::Signals,
+    pub postmaster_pid: i32,
+    /// Absolute deadline for the reads (start-up only).
+    pub deadline: Option<std::time::Instant>,
 }
 
 pub fn protocol_violation(msg: impl Into<String>) -> ReadError {
@@ -52,6 +70,8 @@ pub struct Connection {
     pub outbuf: Vec<u8>,
     /// The peer went away while we were writing; further output is dropped.
     pub broken: bool,
+    /// When set, reads wait on signals too (every real backend sets it).
+    pub guard: Option<ReadGuard>,
 }
 
 impl Connection {
@@ -62,6 +82,7 @@ impl Connection {
             inpos: 0,
             outbuf: Vec::with_capacity(8192),
             broken: false,
+            guard: None,
         }
     }
 
@@ -88,15 +109,22 @@ impl Connection {
             self.inpos = 0;
         }
         let old = self.inbuf.len();
-        self.inbuf.resize(old + 16384, 0);
         loop {
+            let flags = match &self.guard {
+                None => 0,
+                Some(g) => {
+                    self.wait_readable(g)?;
+                    libc::MSG_DONTWAIT
+                }
+            };
+            self.inbuf.resize(old + 16384, 0);
             // SAFETY: receiving into the spare part of our own buffer.
             let n = unsafe {
                 libc::recv(
                     self.sock.as_raw_fd(),
                     self.inbuf[old..].as_mut_ptr() as *mut libc::c_void,
                     16384,
-                    0,
+                    flags,
                 )
             };
             if n > 0 {
@@ -108,11 +136,34 @@ impl Connection {
                 return Err(ReadError::Eof);
             }
             let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                // A signal: let the caller look at its flags first.
+            match err.kind() {
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => continue,
+                _ => return Err(ReadError::Eof),
+            }
+        }
+    }
+
+    /// Waits until the socket is readable, or returns why it must not.
+    fn wait_readable(&self, g: &ReadGuard) -> Result<(), ReadError> {
+        use std::os::fd::AsFd;
+        loop {
+            if g.signals.pending(launch::Sig::Term) {
+                return Err(ReadError::Terminated);
+            }
+            if nix::unistd::getppid().as_raw() != g.postmaster_pid {
+                return Err(ReadError::PostmasterDied);
+            }
+            let mut timeout = std::time::Duration::from_secs(1);
+            if let Some(d) = g.deadline {
+                let now = std::time::Instant::now();
+                if now >= d {
+                    return Err(ReadError::TimedOut);
+                }
+                timeout = timeout.min(d - now);
+            }
+            if launch::wait(&g.signals, None, Some(self.sock.as_fd()), Some(timeout)).fd_ready {
                 return Ok(());
             }
-            return Err(ReadError::Eof);
         }
     }
 
@@ -162,7 +213,11 @@ impl Connection {
         self.buffered() >= 1 + len
     }
 
-    /// Reads one typed message: (type byte, body).
+    /// Reads one typed message: (type byte, body). Messages that carry
+    /// query text or data may be up to [`MAX_MESSAGE_BYTES`]; every other
+    /// type up to [`MAX_SMALL_MESSAGE_BYTES`] (PostgreSQL's limits). A bad
+    /// length is PostgreSQL's COMMERROR: logged, and the connection closed
+    /// without a reply.
     pub fn read_message(&mut self) -> Result<(u8, Vec<u8>), ReadError> {
         self.need(5)?;
         let typ = self.inbuf[self.inpos];
@@ -171,8 +226,12 @@ impl Connection {
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
-        if len < 4 || len > MAX_MESSAGE_BYTES {
-            return Err(protocol_violation(format!("invalid message length {len}")));
+        let limit = match typ {
+            b'Q' | b'P' | b'B' | b'F' | b'd' => MAX_MESSAGE_BYTES,
+            _ => MAX_SMALL_MESSAGE_BYTES,
+        };
+        if len < 4 || len > limit {
+            return Err(ReadError::Silent(format!("invalid message length {len}")));
         }
         self.need(1 + len)?;
         let body = self.inbuf[self.inpos + 5..self.inpos + 1 + len].to_vec();
