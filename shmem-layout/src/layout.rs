@@ -12,7 +12,7 @@ use crate::proc_kind::NUM_AUX_PROCS;
 use crate::procarray::Proc;
 
 pub const SHMEM_MAGIC: u64 = u64::from_be_bytes(*b"PGRSHMEM");
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Every region starts on a cache-line boundary.
 pub const REGION_ALIGN: usize = 64;
 

@@ -17,6 +17,12 @@
 //!    Readers copy the fields and retry while the count is odd or changed.
 //!    This is PostgreSQL's st_changecount protocol; writers never wait.
 //!
+//! # Transaction fields
+//! `xid` and `xmin` are plain atomics with PostgreSQL's meaning; the rules
+//! for reading them consistently (ProcArrayLock in PostgreSQL) belong to the
+//! storage crate's snapshot code, which states them. `release` and `init`
+//! clear both.
+//!
 //! # Crash safety
 //! An owner that dies mid-update leaves `changecount` odd; readers give up
 //! after a bounded number of retries, and the crash cycle rebuilds the array.
@@ -24,7 +30,7 @@
 use crate::latch::Latch;
 use crate::ProcKind;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{fence, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// What a backend is doing, as `pg_stat_activity.state` shows it.
 #[repr(u32)]
@@ -86,6 +92,13 @@ pub struct Proc {
     kind: AtomicU32,
     cancel_key: AtomicU32,
     pub latch: Latch,
+    /// The owner's top-level transaction id, 0 when it has none
+    /// (PostgreSQL's PGPROC.xid). Written only by the owner; read by
+    /// snapshot takers. See "Transaction fields" in the module docs.
+    pub xid: AtomicU64,
+    /// The oldest xid the owner's snapshots may still consider running, 0
+    /// when it holds no snapshot (PostgreSQL's PGPROC.xmin).
+    pub xmin: AtomicU64,
     changecount: AtomicU32,
     state: AtomicU32,
     database_oid: AtomicU32,
@@ -158,6 +171,8 @@ impl Proc {
         self.pid.store(0, Ordering::Relaxed);
         self.kind.store(0, Ordering::Relaxed);
         self.cancel_key.store(0, Ordering::Relaxed);
+        self.xid.store(0, Ordering::Relaxed);
+        self.xmin.store(0, Ordering::Relaxed);
         self.latch.init();
         self.changecount.store(0, Ordering::Relaxed);
         self.state
@@ -197,6 +212,8 @@ impl Proc {
         self.kind.store(0, Ordering::Release);
         self.latch.disown();
         self.cancel_key.store(0, Ordering::Release);
+        self.xid.store(0, Ordering::Release);
+        self.xmin.store(0, Ordering::Release);
         self.begin_write();
         self.state
             .store(BackendState::Undefined as u32, Ordering::Relaxed);
