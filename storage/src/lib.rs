@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+pub mod buffer;
 pub mod clog;
 pub mod control;
 pub mod heap;
 pub mod page;
 pub mod smgr;
+pub mod transam;
 pub mod types;
 pub mod wal;

@@ -1,0 +1,1 @@
+//! Transactions, snapshots and visibility (being written).
