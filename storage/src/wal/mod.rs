@@ -26,35 +26,64 @@
 //! - [`reader`]: [`WalReader`], which validates pages and records and
 //!   reports where the WAL ends ([`EndOfWal`]).
 //!
-//! Who runs it: the startup process reads (recovery); backends build
-//! records; the WAL writer path (later: backends at commit, the walwriter)
-//! appends and syncs. Everything in this module is process-local: it
-//! touches no shared memory and takes no locks; the WAL buffers that will
-//! sit between builders and files bring their own.
+//! Shared insertion and flushing, on a region of the shared segment:
 //!
-//! Not here yet (later steps): insertion into shared WAL buffers with
-//! concurrent reservation (built on [`segment::lsn_to_bytepos`] and
-//! [`AssembledRecord::seal`]), flushing with group commit, the redo
-//! routines of each resource manager.
+//! ```text
+//!   backend ── insert(record) ─▶ reserve [start,end) ─▶ copy into WAL buffers
+//!      │            (insert.rs: 8 insertion slots, no global lock while copying)
+//!      └── flush(end) ─▶ wait for insertions ─▶ WALWriteLock ─▶ pwrite + fdatasync
+//!                        (write.rs: group commit)          every segment file
+//! ```
+//!
+//! - [`shmem`]: the region's layout ([`WalRegion`], [`shmem_size_bytes`]),
+//!   the insertion slots' wait primitive.
+//! - [`insert`]: [`SharedWal`], the per-process handle; the insertion
+//!   protocol, its invariants and the WAL lock order.
+//! - [`write`]: flushing with group commit, the walwriter's
+//!   [`SharedWal::write_some`], start-up ([`SharedWal::init_at`]), and the
+//!   commit log's [`WalFlush`](crate::clog::WalFlush).
+//!
+//! Who runs it: the startup process reads (recovery) and then starts
+//! insertion at the end of the WAL; backends build and insert records and
+//! flush at commit; the walwriter flushes asynchronous commits; the
+//! checkpointer moves the redo pointer. `record`, `segment`, `sink` and
+//! `reader` are process-local; `shmem`, `insert` and `write` work on the
+//! shared region under the locks `insert.rs` lists.
+//!
+//! Not here yet (later steps): the redo routines of each resource manager,
+//! segment recycling (the checkpointer's), `commit_delay`.
 
+pub mod insert;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod shmem;
 pub mod sink;
+pub mod write;
 
+pub use insert::SharedWal;
 pub use reader::{EndOfWal, EndReason, ReadRecord, SegmentDir, WalReader, WalSource};
 pub use record::{
     decode, AssembledRecord, BlockFlags, BlockRef, DecodedRecord, PageImage, RecordBuilder,
     RecordError, RecordHeader, RecordTooLarge, ResourceManager,
 };
 pub use segment::{append_record, AppendedRecord, TimeLineId, WalSink};
+pub use shmem::{
+    shmem_size_bytes, WalRegion, WalStats, MIN_WAL_BUFFERS_PAGES, NUM_INSERTION_SLOTS,
+    WAL_SHMEM_ALIGN,
+};
 pub use sink::{MemoryWal, SegmentFileSink};
+pub use write::wal_error_to_pg;
 
+use crate::types::Lsn;
 use std::path::PathBuf;
 
 /// What can go wrong with WAL files beyond the end of the WAL (which the
-/// reader reports as [`EndOfWal`], not as an error). The caller cannot
-/// continue without its WAL: recovery fails, insertion PANICs.
+/// reader reports as [`EndOfWal`], not as an error), and with the shared
+/// WAL. The caller cannot continue without its WAL: recovery fails,
+/// insertion and flushing PANIC, except [`WalError::FlushPastEnd`] (an
+/// ERROR: the caller passed a bad LSN) and [`WalError::BadStartPosition`]
+/// (start-up refuses).
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     #[error("could not {op} file \"{}\": {source}", path.display())]
@@ -64,9 +93,28 @@ pub enum WalError {
         #[source]
         source: std::io::Error,
     },
+    /// Insertion or flushing before the startup process ran `init_at`.
+    #[error("WAL insertion is not started: recovery has not finished")]
+    NotStarted,
+    /// An earlier insertion failed half-way: the WAL has a hole.
+    #[error("WAL is broken by a failed insertion; nothing more can be flushed")]
+    Broken,
+    /// A flush request beyond the end of the WAL inserted so far.
+    #[error("xlog flush request {requested} is not satisfied --- flushed only to {flushed}")]
+    FlushPastEnd { requested: Lsn, flushed: Lsn },
+    /// `init_at` was given a position no record can start at.
+    #[error("invalid WAL start position {0}")]
+    BadStartPosition(Lsn),
+    /// The shared region is unusable or its state contradicts itself.
+    #[error("WAL shared memory: {0}")]
+    Shmem(String),
 }
 
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod xlog_cross_process_tests;
+#[cfg(test)]
+mod xlog_tests;
