@@ -57,9 +57,8 @@ use crate::heap::tuple::{HeapTupleHeader, ItemPointer};
 use crate::types::Xid;
 use pgerror::{PgError, SqlState};
 
-/// PostgreSQL's ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION. Belongs in
-/// pgerror's table (not edited from here).
-const TRIGGERED_DATA_CHANGE_VIOLATION: SqlState = SqlState(*b"27000");
+/// PostgreSQL's ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION.
+const TRIGGERED_DATA_CHANGE_VIOLATION: SqlState = SqlState::TRIGGERED_DATA_CHANGE_VIOLATION;
 
 /// The statement changing the row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
