@@ -5,6 +5,7 @@ pub mod clog;
 pub mod control;
 pub mod heap;
 pub mod page;
+pub mod recovery;
 pub mod smgr;
 pub mod transam;
 pub mod types;

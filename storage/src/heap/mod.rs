@@ -4,3 +4,4 @@
 //! - [`datum`]: column values, descriptors and their encoding in a tuple.
 pub mod datum;
 pub mod tuple;
+pub mod heapam;

@@ -1,0 +1,1 @@
+//! Heap access on shared buffers (being written).

@@ -1,0 +1,1 @@
+//! WAL replay and checkpoints (being written).
