@@ -147,15 +147,15 @@ fn main() {
             None,
         );
     }
-    let shmem = match shmem_layout::Shmem::create(
-        server::sizing_params(&settings),
-        std::process::id() as i32,
-    ) {
+    let shmem = match server::create_shared_memory(&settings) {
         Ok(s) => s,
         Err(e) => {
             pidfile.remove();
             listeners.remove_files();
-            fatal(&e.to_string(), None)
+            fatal(
+                &format!("could not create shared memory segment: {e}"),
+                None,
+            )
         }
     };
     let mut pm = Postmaster {

@@ -113,12 +113,33 @@ pub struct Postmaster {
 }
 
 pub fn sizing_params(s: &conf::Settings) -> SizingParams {
-    SizingParams {
+    let shared_buffers = s.get_int("shared_buffers") as u32;
+    let mut p = SizingParams {
         max_connections: s.get_int("max_connections") as u32,
         superuser_reserved_connections: s.get_int("superuser_reserved_connections") as u32,
         autovacuum_max_workers: s.get_int("autovacuum_max_workers") as u32,
         track_activity_query_size: s.get_int("track_activity_query_size") as u32,
-    }
+        shared_buffers,
+        wal_buffers_pages: storage::shmem::resolve_wal_buffers_pages(
+            s.get_int("wal_buffers"),
+            shared_buffers,
+        ),
+        buffer_pool_bytes: 0,
+        wal_bytes: 0,
+        clog_bytes: 0,
+        transam_bytes: 0,
+    };
+    storage::shmem::region_sizes(&mut p);
+    p
+}
+
+/// Creates a fresh segment and initialises its storage regions (at start
+/// and in every crash cycle, before any child exists).
+pub fn create_shared_memory(settings: &conf::Settings) -> Result<Shmem, String> {
+    let shmem = Shmem::create(sizing_params(settings), std::process::id() as i32)
+        .map_err(|e| e.to_string())?;
+    storage::shmem::init_regions(&shmem, settings.get_bool("fsync"))?;
+    Ok(shmem)
 }
 
 impl Postmaster {
@@ -612,8 +633,7 @@ impl Postmaster {
         // Late dead-end backends of the old generation may still exit later.
         self.children.generation += 1;
         log::info!("all server processes terminated; reinitializing");
-        let params = sizing_params(&self.settings);
-        match Shmem::create(params, std::process::id() as i32) {
+        match create_shared_memory(&self.settings) {
             Ok(s) => self.shmem = s,
             Err(e) => {
                 log::error!(target: launch::elog::FATAL, "{e}");

@@ -6,13 +6,21 @@
 //! its own reading of the configuration. Adding a region means adding one
 //! entry to [`REGIONS`], an accessor on [`crate::Shmem`], and bumping
 //! [`LAYOUT_VERSION`].
+//!
+//! The storage engine's regions (buffer pool, WAL, commit log, transaction
+//! state) are laid out here like the others, but their structures live in
+//! the `storage` crate, which depends on this one. Their byte sizes are
+//! therefore carried in [`SizingParams`]: the postmaster computes them with
+//! storage's size functions before creating the segment, and every child
+//! reads the same numbers from the header. Each storage module checks at
+//! attach time that the region it is given is large enough.
 
 use crate::pmsignal::{ChildSlot, PmSignal};
 use crate::proc_kind::NUM_AUX_PROCS;
 use crate::procarray::Proc;
 
 pub const SHMEM_MAGIC: u64 = u64::from_be_bytes(*b"PGRSHMEM");
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Every region starts on a cache-line boundary.
 pub const REGION_ALIGN: usize = 64;
 
@@ -24,6 +32,15 @@ pub struct SizingParams {
     pub superuser_reserved_connections: u32,
     pub autovacuum_max_workers: u32,
     pub track_activity_query_size: u32,
+    /// shared_buffers, in 8 KB buffers.
+    pub shared_buffers: u32,
+    /// wal_buffers, in 8 KB pages (after resolving -1 to its automatic value).
+    pub wal_buffers_pages: u32,
+    /// Byte sizes of the storage regions, from storage's size functions.
+    pub buffer_pool_bytes: u64,
+    pub wal_bytes: u64,
+    pub clog_bytes: u64,
+    pub transam_bytes: u64,
 }
 
 impl SizingParams {
@@ -58,12 +75,18 @@ pub enum RegionId {
     ChildSlots,
     Procs,
     QueryText,
+    BufferPool,
+    Wal,
+    Clog,
+    Transam,
 }
 
 pub struct RegionSpec {
     pub id: RegionId,
     pub name: &'static str,
     pub size_bytes: fn(&SizingParams) -> usize,
+    /// Alignment of the region's start (a multiple of [`REGION_ALIGN`]).
+    pub align: usize,
 }
 
 pub const REGIONS: &[RegionSpec] = &[
@@ -71,26 +94,55 @@ pub const REGIONS: &[RegionSpec] = &[
         id: RegionId::PmSignal,
         name: "postmaster signal board",
         size_bytes: |_| std::mem::size_of::<PmSignal>(),
+        align: REGION_ALIGN,
     },
     RegionSpec {
         id: RegionId::ChildSlots,
         name: "child slots",
         size_bytes: |p| p.num_child_slots() * std::mem::size_of::<ChildSlot>(),
+        align: REGION_ALIGN,
     },
     RegionSpec {
         id: RegionId::Procs,
         name: "proc array",
         size_bytes: |p| p.num_procs() * std::mem::size_of::<Proc>(),
+        align: REGION_ALIGN,
     },
     RegionSpec {
         id: RegionId::QueryText,
         name: "activity query texts",
         size_bytes: |p| p.num_procs() * p.track_activity_query_size as usize,
+        align: REGION_ALIGN,
+    },
+    RegionSpec {
+        id: RegionId::BufferPool,
+        name: "shared buffers",
+        size_bytes: |p| p.buffer_pool_bytes as usize,
+        // Page-aligned, so that buffer pages are too.
+        align: 4096,
+    },
+    RegionSpec {
+        id: RegionId::Wal,
+        name: "WAL insertion and buffers",
+        size_bytes: |p| p.wal_bytes as usize,
+        align: 128,
+    },
+    RegionSpec {
+        id: RegionId::Clog,
+        name: "commit log buffers",
+        size_bytes: |p| p.clog_bytes as usize,
+        align: REGION_ALIGN,
+    },
+    RegionSpec {
+        id: RegionId::Transam,
+        name: "transaction state",
+        size_bytes: |p| p.transam_bytes as usize,
+        align: REGION_ALIGN,
     },
 ];
 
-fn align_up(n: usize) -> usize {
-    n.div_ceil(REGION_ALIGN) * REGION_ALIGN
+fn align_up(n: usize, align: usize) -> usize {
+    n.div_ceil(align) * align
 }
 
 /// Offsets of every region for one set of sizing parameters.
@@ -102,12 +154,13 @@ pub struct Layout {
 
 impl Layout {
     pub fn compute(params: &SizingParams) -> Layout {
-        let mut off = align_up(std::mem::size_of::<ShmemHeader>());
+        let mut off = align_up(std::mem::size_of::<ShmemHeader>(), REGION_ALIGN);
         let mut offsets = Vec::with_capacity(REGIONS.len());
         for (i, r) in REGIONS.iter().enumerate() {
             debug_assert_eq!(r.id as usize, i, "REGIONS must be in RegionId order");
+            off = align_up(off, r.align);
             offsets.push(off);
-            off = align_up(off + (r.size_bytes)(params));
+            off = align_up(off + (r.size_bytes)(params), REGION_ALIGN);
         }
         // Round the whole segment up to a page.
         let total = off.div_ceil(4096) * 4096;
@@ -133,10 +186,16 @@ mod tests {
             superuser_reserved_connections: 3,
             autovacuum_max_workers: 3,
             track_activity_query_size: 1024,
+            shared_buffers: 16,
+            wal_buffers_pages: 8,
+            buffer_pool_bytes: 200_000,
+            wal_bytes: 70_000,
+            clog_bytes: 5_000,
+            transam_bytes: 7_000,
         };
         let l = Layout::compute(&p);
         for (i, r) in REGIONS.iter().enumerate() {
-            assert_eq!(l.offsets[i] % REGION_ALIGN, 0, "{}", r.name);
+            assert_eq!(l.offsets[i] % r.align, 0, "{}", r.name);
             let end = l.offsets[i] + (r.size_bytes)(&p);
             let next = l.offsets.get(i + 1).copied().unwrap_or(l.total_size_bytes);
             assert!(end <= next, "{} overlaps the next region", r.name);

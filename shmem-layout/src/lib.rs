@@ -143,6 +143,20 @@ impl Shmem {
         QueryText::new(cells)
     }
 
+    /// A storage region's bytes: its base in this process's mapping and its
+    /// length. The storage crate attaches its structures there.
+    pub fn region(&self, id: RegionId) -> (*mut u8, usize) {
+        let off = self.layout.offset(id);
+        let spec = &layout::REGIONS[id as usize];
+        let len = (spec.size_bytes)(&self.params);
+        assert!(
+            off + len <= self.segment.size_bytes(),
+            "region {} overruns the segment",
+            spec.name
+        );
+        (self.segment.base().wrapping_add(off), len)
+    }
+
     /// Index of a proc entry within [`Shmem::procs`].
     pub fn proc_index(&self, proc: &Proc) -> usize {
         let base = self.procs().as_ptr() as usize;
@@ -160,6 +174,12 @@ mod tests {
             superuser_reserved_connections: 1,
             autovacuum_max_workers: 2,
             track_activity_query_size: 256,
+            shared_buffers: 0,
+            wal_buffers_pages: 0,
+            buffer_pool_bytes: 0,
+            wal_bytes: 0,
+            clog_bytes: 0,
+            transam_bytes: 0,
         }
     }
 

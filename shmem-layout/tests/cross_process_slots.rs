@@ -17,6 +17,12 @@ fn params() -> SizingParams {
         superuser_reserved_connections: 0,
         autovacuum_max_workers: 1,
         track_activity_query_size: 128,
+        shared_buffers: 0,
+        wal_buffers_pages: 0,
+        buffer_pool_bytes: 0,
+        wal_bytes: 0,
+        clog_bytes: 0,
+        transam_bytes: 0,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod control;
 pub mod heap;
 pub mod page;
 pub mod recovery;
+pub mod shmem;
 pub mod smgr;
 pub mod transam;
 pub mod types;

@@ -1,0 +1,127 @@
+//! The storage engine's regions of the shared segment: their sizes, and
+//! their initialisation in a freshly created segment.
+//!
+//! `shmem-layout` lays the regions out but cannot name their types (this
+//! crate depends on it), so the postmaster asks [`region_sizes`] for the byte
+//! sizes, stores them in the segment header through `SizingParams`, creates
+//! the segment, and calls [`init_regions`] once, before any child exists
+//! (and again on the fresh segment of every crash cycle). Children attach
+//! the same regions from the header's sizes.
+//!
+//! # Invariants
+//! 1. `init_regions` runs only on a segment no process has attached yet.
+//! 2. The sizes stored in the header are the ones the structures were
+//!    initialised for; each attach re-checks that the region is big enough.
+
+use shmem_layout::{RegionId, Shmem, SizingParams};
+
+/// PostgreSQL's automatic wal_buffers (`-1`): 1/32 of shared_buffers,
+/// between 8 pages (64 kB) and one WAL segment (2048 pages).
+pub fn resolve_wal_buffers_pages(wal_buffers_setting: i64, shared_buffers: u32) -> u32 {
+    if wal_buffers_setting > 0 {
+        return (wal_buffers_setting as u32).max(crate::wal::MIN_WAL_BUFFERS_PAGES as u32);
+    }
+    let segment_pages = (crate::types::WAL_SEGMENT_BYTES / crate::types::BLCKSZ as u64) as u32;
+    (shared_buffers / 32).clamp(8, segment_pages)
+}
+
+/// Fills in the storage fields of `params` (shared_buffers and wal_buffers
+/// must already be set).
+pub fn region_sizes(params: &mut SizingParams) {
+    params.buffer_pool_bytes =
+        crate::buffer::shmem_size_bytes(params.shared_buffers as usize) as u64;
+    params.wal_bytes = crate::wal::shmem_size_bytes(params.wal_buffers_pages as usize) as u64;
+    params.clog_bytes = crate::clog::shmem_size_bytes(crate::clog::CLOG_BUFFERS) as u64;
+    params.transam_bytes = crate::transam::shmem_size_bytes(params.num_procs()) as u64;
+}
+
+/// Initialises every storage region of a new segment.
+pub fn init_regions(shmem: &Shmem, fsync: bool) -> Result<(), String> {
+    let p = *shmem.params();
+
+    let (base, len) = shmem.region(RegionId::BufferPool);
+    // SAFETY: the region lies inside the live mapping, is page-aligned (its
+    // RegionSpec says so), zero-filled, and no other process has attached
+    // the segment yet (invariant 1).
+    let pool = unsafe { crate::buffer::BufferPool::attach(base, len, p.shared_buffers as usize) };
+    pool.init();
+
+    let (base, len) = shmem.region(RegionId::Wal);
+    // SAFETY: as above; the region is 128-byte aligned as WAL_SHMEM_ALIGN asks.
+    unsafe { crate::wal::WalRegion::init(base, len, p.wal_buffers_pages as usize, fsync) }
+        .map_err(|e| format!("could not initialize WAL buffers: {e}"))?;
+
+    let (base, len) = shmem.region(RegionId::Clog);
+    let n = crate::clog::CLOG_BUFFERS;
+    assert!(
+        len >= crate::clog::shmem_size_bytes(n),
+        "commit log region too small"
+    );
+    // SAFETY: the region holds a ClogShared followed by `n` ClogSlots (its
+    // size is clog::shmem_size_bytes(n)), 64-byte aligned, zero-filled and
+    // not yet shared; both types are valid when zero-filled.
+    let (shared, slots) = unsafe {
+        let shared = &*(base as *const crate::clog::ClogShared);
+        let slots_base = base.add(std::mem::size_of::<crate::clog::ClogShared>())
+            as *const crate::clog::ClogSlot;
+        (shared, std::slice::from_raw_parts(slots_base, n))
+    };
+    crate::clog::init_pool(shared, slots);
+
+    let (base, len) = shmem.region(RegionId::Transam);
+    let nprocs = p.num_procs();
+    assert!(
+        len >= crate::transam::shmem_size_bytes(nprocs),
+        "transaction region too small"
+    );
+    // SAFETY: the region holds a TransamShared followed by one XactEndSlot
+    // per proc entry at END_SLOTS_OFFSET; zero-filled, aligned, not shared yet.
+    let (shared, end_slots) = unsafe {
+        let shared = &*(base as *const crate::transam::TransamShared);
+        let slots_base = base.add(crate::transam::shared::END_SLOTS_OFFSET)
+            as *const crate::transam::XactEndSlot;
+        (shared, std::slice::from_raw_parts(slots_base, nprocs))
+    };
+    crate::transam::shared::init_region(shared, end_slots);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_buffers_follow_postgres_automatic_rule() {
+        assert_eq!(resolve_wal_buffers_pages(-1, 16384), 512);
+        assert_eq!(resolve_wal_buffers_pages(-1, 16), 8);
+        assert_eq!(resolve_wal_buffers_pages(-1, 1 << 20), 2048);
+        assert_eq!(resolve_wal_buffers_pages(64, 16384), 64);
+    }
+
+    #[test]
+    fn a_real_segment_holds_every_storage_region() {
+        let mut p = SizingParams {
+            max_connections: 5,
+            superuser_reserved_connections: 1,
+            autovacuum_max_workers: 1,
+            track_activity_query_size: 128,
+            shared_buffers: 32,
+            wal_buffers_pages: 8,
+            buffer_pool_bytes: 0,
+            wal_bytes: 0,
+            clog_bytes: 0,
+            transam_bytes: 0,
+        };
+        region_sizes(&mut p);
+        let shm = Shmem::create(p, 1).unwrap();
+        init_regions(&shm, false).unwrap();
+        let (base, len) = shm.region(RegionId::BufferPool);
+        assert_eq!(base as usize % 4096, 0);
+        // SAFETY: attaching the pool just initialised, in this process.
+        let pool = unsafe { crate::buffer::BufferPool::attach(base, len, 32) };
+        assert!(pool.is_initialized());
+        let (base, len) = shm.region(RegionId::Wal);
+        // SAFETY: the WAL region just initialised.
+        assert!(unsafe { crate::wal::WalRegion::attach(base, len) }.is_ok());
+    }
+}
