@@ -1,7 +1,30 @@
-//! Heap tables: tuple format (page-level access comes with the buffer manager).
+//! Heap tables: the tuple format and heap access on shared buffers.
 //!
 //! - [`tuple`]: the tuple header, null bitmap, `form_tuple` / `deform_tuple`.
 //! - [`datum`]: column values, descriptors and their encoding in a tuple.
+//! - [`heapam`]: insert, fetch, scan, delete, update (PostgreSQL's
+//!   `heapam.c`), and the executor's wait / follow-the-chain loop.
+//! - [`hio`]: finding a page with room for a new tuple (`hio.c`).
+//! - [`heapam_xlog`]: the Heap WAL records, the page changes they describe,
+//!   and `heap_redo` (`heapam_xlog.h`, `heap_redo`).
 pub mod datum;
-pub mod tuple;
 pub mod heapam;
+pub mod heapam_xlog;
+pub mod hio;
+pub mod tuple;
+
+pub use heapam::{
+    delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_update, update_row,
+    CurrentXact, DeleteRecheck, HeapContext, HeapRelation, HeapScan, HeapWriteResult, RowOutcome,
+    UpdateRecheck,
+};
+pub use heapam_xlog::heap_redo;
+
+#[cfg(test)]
+mod cross_process_tests;
+#[cfg(test)]
+mod redo_tests;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
