@@ -7,7 +7,9 @@
 //! postgresql.toml (every setting with its default), pg_hba.conf (trust for
 //! local and loopback connections), pg_ident.conf, the directory skeleton
 //! (global/, base/<oid>/ for template1, template0 and postgres, pg_wal/,
-//! pg_xact/), and the bootstrap catalog naming the superuser and databases.
+//! pg_xact/), the first WAL segment with a shutdown checkpoint and
+//! `global/pg_control` (`storage::recovery::bootstrap_cluster`), and the
+//! bootstrap catalog naming the superuser and databases.
 
 use std::fs;
 use std::io::Write;
@@ -211,6 +213,15 @@ fn main() {
         &dir.join("pg_ident.conf"),
         "# User name maps (PostgreSQL's pg_ident.conf format).\n# MAPNAME       SYSTEM-USERNAME         PG-USERNAME\n",
     );
+    println!("ok");
+    print!("creating the first WAL segment and pg_control ... ");
+    if let Err(e) = storage::recovery::bootstrap_cluster(
+        dir,
+        storage::recovery::generate_system_identifier(),
+        true,
+    ) {
+        die(&e.message);
+    }
     println!("ok");
     print!("writing the bootstrap catalog ... ");
     write_file(

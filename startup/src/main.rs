@@ -1,5 +1,7 @@
-//! The startup process. See README.md: in this version it checks the data
-//! directory and exits 0; WAL replay arrives with the storage engine.
+//! The startup process. See README.md: it checks the data directory, then
+//! runs recovery (`storage::recovery::startup`): reads pg_control, replays
+//! WAL from the last checkpoint's redo point when the cluster was not shut
+//! down cleanly, writes the end-of-recovery checkpoint, and exits 0.
 
 use launch::{ChildContext, Sig};
 use shmem_layout::ProcKind;
@@ -42,6 +44,34 @@ fn main() {
     if ctx.signals.take(Sig::Term) {
         ctx.exit(1);
     }
-    log::debug!("data directory checked; no WAL to replay yet");
-    ctx.exit(0)
+    let fsync = ctx.settings.get_bool("fsync");
+    let archive_mode = ctx.settings.get_str("archive_mode") != "off";
+    let pg_wal = dir.join("pg_wal");
+    let may_remove =
+        move |name: &str| storage::recovery::archiver_done_with(&pg_wal, archive_mode, name);
+    let table = storage::shmem::redo_table();
+    let options = storage::recovery::StartupOptions {
+        redo: &table,
+        end_of_recovery_checkpoint: true,
+        wal_retention: storage::recovery::WalRetention::default(),
+        may_remove: &may_remove,
+    };
+    let result = storage::shmem::with_engine(&ctx.shmem, dir, fsync, |engine| {
+        storage::recovery::startup(engine, &options)
+    });
+    match result.and_then(|r| r) {
+        Ok(_) => ctx.exit(0),
+        Err(e) => {
+            let target = if e.severity == pgerror::Severity::Panic {
+                launch::elog::PANIC
+            } else {
+                launch::elog::FATAL
+            };
+            log::error!(target: target, "{}", e.message);
+            if let Some(d) = &e.detail {
+                log::info!(target: launch::elog::DETAIL, "{d}");
+            }
+            ctx.exit(1)
+        }
+    }
 }

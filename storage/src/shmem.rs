@@ -86,6 +86,97 @@ pub fn init_regions(shmem: &Shmem, fsync: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The commit log's shared header and slots inside its region.
+fn clog_parts(shmem: &Shmem) -> (&crate::clog::ClogShared, &[crate::clog::ClogSlot]) {
+    let (base, len) = shmem.region(RegionId::Clog);
+    let n = crate::clog::CLOG_BUFFERS;
+    assert!(
+        len >= crate::clog::shmem_size_bytes(n),
+        "commit log region too small"
+    );
+    // SAFETY: the region holds a ClogShared followed by `n` ClogSlots,
+    // 64-byte aligned, initialised by `init_regions`; it stays mapped as
+    // long as `shmem` is borrowed.
+    unsafe {
+        let shared = &*(base as *const crate::clog::ClogShared);
+        let slots = base.add(std::mem::size_of::<crate::clog::ClogShared>())
+            as *const crate::clog::ClogSlot;
+        (shared, std::slice::from_raw_parts(slots, n))
+    }
+}
+
+/// The transaction state's header and wait slots inside its region.
+fn transam_parts(
+    shmem: &Shmem,
+) -> (
+    &crate::transam::TransamShared,
+    &[crate::transam::XactEndSlot],
+) {
+    let (base, len) = shmem.region(RegionId::Transam);
+    let n = shmem.params().num_procs();
+    assert!(
+        len >= crate::transam::shmem_size_bytes(n),
+        "transaction region too small"
+    );
+    // SAFETY: as in `clog_parts`, for a TransamShared and `n` XactEndSlots.
+    unsafe {
+        let shared = &*(base as *const crate::transam::TransamShared);
+        let slots = base.add(crate::transam::shared::END_SLOTS_OFFSET)
+            as *const crate::transam::XactEndSlot;
+        (shared, std::slice::from_raw_parts(slots, n))
+    }
+}
+
+/// Builds this process's handles on the storage regions (WAL, buffer pool,
+/// commit log, transaction state) and its own storage manager, and runs `f`
+/// with them. Used by the startup process and the checkpointer.
+pub fn with_engine<R>(
+    shmem: &Shmem,
+    data_dir: &std::path::Path,
+    fsync: bool,
+    f: impl FnOnce(&mut crate::recovery::EngineContext<'_, '_>) -> R,
+) -> Result<R, pgerror::PgError> {
+    let p = *shmem.params();
+    let (base, len) = shmem.region(RegionId::Wal);
+    // SAFETY: the WAL region of the live segment, initialised by the
+    // postmaster; mapped while `shmem` is borrowed.
+    let region = unsafe { crate::wal::WalRegion::attach(base, len) }
+        .map_err(|e| pgerror::PgError::internal(format!("could not attach WAL buffers: {e}")))?;
+    let wal = crate::wal::SharedWal::new(region, data_dir.join("pg_wal"));
+    let (base, len) = shmem.region(RegionId::BufferPool);
+    // SAFETY: the buffer pool region, initialised for `shared_buffers`.
+    let pool = unsafe { crate::buffer::BufferPool::attach(base, len, p.shared_buffers as usize) };
+    let mut buffers = crate::buffer::BufferManager::new(pool);
+    let files = crate::clog::SlruFiles::new(data_dir).with_fsync(fsync);
+    let (clog_shared, clog_slots) = clog_parts(shmem);
+    let clog = crate::clog::Clog::new(clog_shared, clog_slots, &files, &wal);
+    let (ts, end_slots) = transam_parts(shmem);
+    let transam = crate::transam::Transam::new(ts, end_slots, shmem.procs());
+    let mut smgr = crate::smgr::Smgr::new(
+        data_dir,
+        crate::smgr::SmgrOptions {
+            fsync,
+            ..Default::default()
+        },
+    );
+    let mut ctx = crate::recovery::EngineContext {
+        data_dir,
+        wal: &wal,
+        buffers: &mut buffers,
+        clog: &clog,
+        transam,
+        smgr: &mut smgr,
+    };
+    Ok(f(&mut ctx))
+}
+
+/// The resource managers whose pages the startup process replays.
+pub fn redo_table() -> crate::recovery::RedoTable {
+    let mut t = crate::recovery::RedoTable::new();
+    t.register(crate::wal::ResourceManager::Heap, crate::heap::heap_redo);
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,6 +279,11 @@ impl<'a> SharedWal<'a> {
         TimeLineId(self.ctl().config.timeline.load(Ordering::Relaxed))
     }
 
+    /// Whether start-up (recovery) has opened WAL for insertion yet.
+    pub fn is_started(&self) -> bool {
+        self.ctl().config.started.load(Ordering::Acquire) != 0
+    }
+
     pub(super) fn check_usable(&self) -> Result<(), WalError> {
         let config = &self.ctl().config;
         if config.started.load(Ordering::Acquire) == 0 {
