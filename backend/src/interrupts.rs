@@ -78,20 +78,40 @@ fn remaining_until_deadline(s: &InterruptState) -> Option<Duration> {
     }
 }
 
+/// FATAL 57P01 for SIGTERM (PostgreSQL's ProcDie).
+pub fn terminated_error() -> PgError {
+    PgError::fatal(
+        SqlState::ADMIN_SHUTDOWN,
+        "terminating connection due to administrator command",
+    )
+}
+
+/// FATAL 57P01 for the postmaster's death.
+pub fn postmaster_exit_error() -> PgError {
+    PgError::fatal(
+        SqlState::ADMIN_SHUTDOWN,
+        "terminating connection due to unexpected postmaster exit",
+    )
+}
+
+/// The FATAL that must end the session now, if any: SIGTERM or the
+/// postmaster's death. Checked by statements and by the idle loop alike.
+pub fn session_end_pending() -> Option<PgError> {
+    let s = STATE.get()?;
+    if s.signals.pending(Sig::Term) {
+        return Some(terminated_error());
+    }
+    if nix::unistd::getppid().as_raw() != s.postmaster_pid {
+        return Some(postmaster_exit_error());
+    }
+    None
+}
+
 /// FATAL if the session must end now, ERROR if the statement must stop.
 pub fn check_for_interrupts() -> PgResult<()> {
     let Some(s) = STATE.get() else { return Ok(()) };
-    if s.signals.pending(Sig::Term) {
-        return Err(PgError::fatal(
-            SqlState::ADMIN_SHUTDOWN,
-            "terminating connection due to administrator command",
-        ));
-    }
-    if nix::unistd::getppid().as_raw() != s.postmaster_pid {
-        return Err(PgError::fatal(
-            SqlState::ADMIN_SHUTDOWN,
-            "terminating connection due to unexpected postmaster exit",
-        ));
+    if let Some(e) = session_end_pending() {
+        return Err(e);
     }
     if remaining_until_deadline(s).is_some_and(|r| r.is_zero()) {
         s.deadline_ns.store(0, Ordering::Relaxed);

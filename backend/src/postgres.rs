@@ -146,14 +146,8 @@ impl Backend {
                     log::info!("{msg}");
                     self.exit(0)
                 }
-                Err(ReadError::Terminated) => self.fatal(&PgError::fatal(
-                    SqlState::ADMIN_SHUTDOWN,
-                    "terminating connection due to administrator command",
-                )),
-                Err(ReadError::PostmasterDied) => self.fatal(&PgError::fatal(
-                    SqlState::ADMIN_SHUTDOWN,
-                    "terminating connection due to unexpected postmaster exit",
-                )),
+                Err(ReadError::Terminated) => self.fatal(&interrupts::terminated_error()),
+                Err(ReadError::PostmasterDied) => self.fatal(&interrupts::postmaster_exit_error()),
                 Err(ReadError::OldProtocol(_) | ReadError::TimedOut) => {
                     unreachable!("only the start-up phase raises these")
                 }
@@ -221,19 +215,10 @@ impl Backend {
         loop {
             // Checked even when a message is already buffered, so a client
             // that keeps the buffer full cannot hold off a shutdown.
+            if let Some(e) = interrupts::session_end_pending() {
+                self.fatal(&e);
+            }
             let signals = self.ctx.signals.clone();
-            if signals.pending(Sig::Term) {
-                self.fatal(&PgError::fatal(
-                    SqlState::ADMIN_SHUTDOWN,
-                    "terminating connection due to administrator command",
-                ));
-            }
-            if self.ctx.postmaster_died() {
-                self.fatal(&PgError::fatal(
-                    SqlState::ADMIN_SHUTDOWN,
-                    "terminating connection due to unexpected postmaster exit",
-                ));
-            }
             if self.conn.has_message() {
                 return;
             }

@@ -8,6 +8,8 @@ pub mod page;
 pub mod recovery;
 pub mod shmem;
 pub mod smgr;
+#[cfg(test)]
+mod test_process;
 pub mod transam;
 pub mod types;
 pub mod wal;

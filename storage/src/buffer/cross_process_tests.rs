@@ -16,6 +16,7 @@
 //! A child runs its body and leaves with `_exit(status)`, never returning
 //! into the test harness.
 
+use crate::test_process::{fork_child, wait_child};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,6 @@ const OK: i32 = 0;
 const BUFFER_ERROR: i32 = 2;
 const TORN_PAGE: i32 = 3;
 const NO_START: i32 = 4;
-const PANICKED: i32 = 101;
 
 /// Special-space slots: 0 the block stamp, 1..=4 one counter per child,
 /// 5 the total.
@@ -87,49 +87,6 @@ fn steps(k: usize) -> Vec<(u32, bool)> {
             ((x % u64::from(BLOCKS)) as u32, x % 4 != 0)
         })
         .collect()
-}
-
-fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `body` and leaves with `_exit`, never
-    // returning into the harness.
-    match unsafe { libc::fork() } {
-        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
-        0 => {
-            let status =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANICKED);
-            // SAFETY: ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(status) }
-        }
-        pid => pid,
-    }
-}
-
-/// Wait for `pid` to exit with status OK, killing it after CHILD_TIMEOUT.
-fn expect_success(pid: libc::pid_t) {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for our own child; `status` is a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            // SAFETY: plain system calls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} still running after {CHILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == OK,
-        "child {pid} failed: wait status {status:#x} \
-         (2 buffer error, 3 torn page, 4 never started, 101 panicked)"
-    );
 }
 
 /// Child `k` of test 1.
@@ -190,6 +147,12 @@ fn increment_counters(
         }
     }
     OK
+}
+
+/// Waits for `pid` (killing it after CHILD_TIMEOUT) and checks it exited OK.
+fn expect_success(pid: libc::pid_t) {
+    let status = wait_child(pid, CHILD_TIMEOUT);
+    assert_eq!(status, OK, "child {pid} failed with status {status} (2 buffer error, 3 torn page, 4 never started, 101 panicked)");
 }
 
 #[test]

@@ -19,9 +19,9 @@
 
 use super::page::{self, ClogPageNo, PageBytes, XidStatus};
 use super::test_support::{data_dir, shared_pool, FakeWal, SharedMapping};
+use crate::test_process::{fork_child, wait_child, StartLine};
 use crate::types::{Lsn, Xid, BLCKSZ};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHILDREN: u64 = 3;
 const PAGE: u64 = 32768;
@@ -37,7 +37,6 @@ const OK: i32 = 0;
 const SET_FAILED: i32 = 2;
 const READ_BACK_WRONG: i32 = 3;
 const NO_START: i32 = 4;
-const PANICKED: i32 = 101;
 
 /// What every xid of the test ends up as: a fixed function of the xid, with
 /// some never set (in progress) and some set twice (sub-committed first).
@@ -84,78 +83,10 @@ fn commit_lsn(xid: u64) -> Lsn {
     }
 }
 
-/// Holds the children until all are forked, so that they really overlap.
-#[derive(Default)]
-struct StartLine {
-    ready: AtomicU32,
-    go: AtomicU32,
-}
-
-impl StartLine {
-    /// In a child: report ready, then spin until the parent says go.
-    fn wait(&self) -> bool {
-        self.ready.fetch_add(1, Ordering::SeqCst);
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        while self.go.load(Ordering::SeqCst) == 0 {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::yield_now();
-        }
-        true
-    }
-
-    /// In the parent: wait for `n` children, then release them together.
-    fn release(&self, n: u32) {
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        while self.ready.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "children never got ready");
-            std::thread::yield_now();
-        }
-        self.go.store(1, Ordering::SeqCst);
-    }
-}
-
-fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `body` and leaves with `_exit`, never
-    // returning into the harness.
-    match unsafe { libc::fork() } {
-        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
-        0 => {
-            let status =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANICKED);
-            // SAFETY: ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(status) }
-        }
-        pid => pid,
-    }
-}
-
-/// Wait for `pid` to exit with status 0, killing it after CHILD_TIMEOUT.
+/// Waits for `pid` (killing it after CHILD_TIMEOUT) and checks it exited OK.
 fn expect_success(pid: libc::pid_t) {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for our own child; `status` is a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            // SAFETY: plain system calls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} still running after {CHILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == OK,
-        "child {pid} failed: wait status {status:#x} (2 set failed, 3 read back wrong, 4 never started, 101 panicked)"
-    );
+    let status = wait_child(pid, CHILD_TIMEOUT);
+    assert_eq!(status, OK, "child {pid} failed with status {status} (2 set failed, 3 read back wrong, 4 never started, 101 panicked)");
 }
 
 #[test]
@@ -175,7 +106,7 @@ fn three_processes_set_disjoint_xids_through_a_small_pool() {
         .map(|k| {
             let (clog, start) = (&clog, &start);
             fork_child(move || {
-                if !start.wait() {
+                if !start.wait(CHILD_TIMEOUT) {
                     return NO_START;
                 }
                 for xid in scrambled_xids_of(k) {
@@ -205,7 +136,7 @@ fn three_processes_set_disjoint_xids_through_a_small_pool() {
             })
         })
         .collect();
-    start.release(CHILDREN as u32);
+    start.release(CHILDREN as u32, CHILD_TIMEOUT);
     for pid in children {
         expect_success(pid);
     }

@@ -301,8 +301,21 @@ pub fn heap_fetch(
     snapshot: &Snapshot,
     xact: &CurrentXact,
 ) -> Result<Option<Vec<u8>>, PgError> {
-    let buffers = ctx.buffers;
-    let buf = buffers.read_buffer(
+    let clog = ctx.clog;
+    tuple_at_if(ctx, rel, tid, |h| {
+        Ok(satisfies_mvcc(h, snapshot, xact.xid, xact.cid, clog)?.visible)
+    })
+}
+
+/// A copy of the normal tuple at `tid`, if `keep` accepts its header; read
+/// under a shared content lock.
+fn tuple_at_if(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    tid: ItemPointer,
+    keep: impl FnOnce(&HeapTupleHeader) -> Result<bool, PgError>,
+) -> Result<Option<Vec<u8>>, PgError> {
+    let buf = ctx.buffers.read_buffer(
         &mut *ctx.smgr,
         ctx.wal,
         rel.locator,
@@ -314,8 +327,7 @@ pub fn heap_fetch(
         return Ok(None);
     };
     let h = HeapTupleHeader::read(item)?;
-    let vis = satisfies_mvcc(&h, snapshot, xact.xid, xact.cid, ctx.clog)?;
-    Ok(vis.visible.then(|| item.to_vec()))
+    Ok(keep(&h)?.then(|| item.to_vec()))
 }
 
 /// The tuple at `tid` whatever its visibility, if it is the successor of a
@@ -326,23 +338,10 @@ fn fetch_next_version(
     tid: ItemPointer,
     prior_xmax: Xid,
 ) -> Result<Option<Vec<u8>>, PgError> {
-    let buffers = ctx.buffers;
     if tid.block.0 >= nblocks(ctx, rel)? {
         return Ok(None);
     }
-    let buf = buffers.read_buffer(
-        &mut *ctx.smgr,
-        ctx.wal,
-        rel.locator,
-        ForkNumber::Main,
-        tid.block,
-    )?;
-    let page = buf.lock_shared();
-    let Some(item) = normal_item(&page, tid.offset)? else {
-        return Ok(None);
-    };
-    let h = HeapTupleHeader::read(item)?;
-    Ok(is_next_version(prior_xmax, &h).then(|| item.to_vec()))
+    tuple_at_if(ctx, rel, tid, |h| Ok(is_next_version(prior_xmax, h)))
 }
 
 /// A sequential scan: every tuple `snapshot` sees, block by block, as

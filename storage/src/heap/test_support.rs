@@ -4,6 +4,7 @@
 //! forked child inherits it at the same address) with a temporary data
 //! directory, and the per-process handles a backend builds after fork.
 
+pub use crate::test_process::{fork_child, wait_child};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -519,51 +520,6 @@ pub fn xact(xid: Xid, cid: u32) -> CurrentXact {
         xid,
         cid,
         isolation: IsolationLevel::ReadCommitted,
-    }
-}
-
-/// Forks a child that runs `body` and leaves with `_exit(status)` (101 if
-/// it panicked).
-pub fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `body` and `_exit`s without running the
-    // harness's destructors or exit handlers.
-    match unsafe { libc::fork() } {
-        -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
-        0 => {
-            let status =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(status) }
-        }
-        pid => pid,
-    }
-}
-
-/// Waits for `pid` up to `timeout`, killing it after that (a test failure).
-/// Returns its exit status (128 + signal if killed by one).
-pub fn wait_child(pid: libc::pid_t, timeout: Duration) -> i32 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            };
-        }
-        assert_eq!(r, 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -4,6 +4,7 @@
 //! atomics for results.
 
 use super::shared::{init_region, Transam, TransamShared, XactEndSlot, END_SLOTS_OFFSET};
+pub use crate::test_process::{fork_child, wait_child};
 use shmem_layout::procarray::Proc;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
@@ -133,55 +134,6 @@ impl SharedU8s {
     pub fn get(&self) -> &[AtomicU8] {
         // SAFETY: sized for n bytes; zero is valid.
         unsafe { self.map.slice(0, self.n) }
-    }
-}
-
-/// Forks a child that runs `body` and leaves with `_exit(status)` (101 if
-/// it panicked), never returning into the test harness.
-pub fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `body` (atomics, futexes, allocation,
-    // which glibc supports after fork in a threaded parent) and then
-    // `_exit`s without running the harness's destructors.
-    match unsafe { libc::fork() } {
-        -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
-        0 => {
-            let status =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-            // SAFETY: ends the child at once, as intended.
-            unsafe { libc::_exit(status) }
-        }
-        pid => pid,
-    }
-}
-
-/// Waits for `pid` up to `timeout`; kills it and fails the test after that.
-/// Returns its exit status (or 128 + signal).
-pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration) -> i32 {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: plain waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            if libc::WIFEXITED(status) {
-                return libc::WEXITSTATUS(status);
-            }
-            return 128 + libc::WTERMSIG(status);
-        }
-        assert!(
-            r == 0,
-            "waitpid failed: {}",
-            std::io::Error::last_os_error()
-        );
-        if std::time::Instant::now() > deadline {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

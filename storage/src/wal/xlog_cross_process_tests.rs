@@ -11,7 +11,7 @@
 //! into the test harness. It allocates and does file I/O, which is safe
 //! after `fork` in a threaded parent with glibc; it takes no harness lock.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::test_process::{fork_child, wait_child, StartLine};
 use std::time::{Duration, Instant};
 
 use super::segment::{segment_start, WAL_PAGE_BYTES};
@@ -32,7 +32,6 @@ const INSERT_FAILED: i32 = 2;
 const FLUSH_FAILED: i32 = 3;
 const NOT_FLUSHED: i32 = 4;
 const NO_START: i32 = 5;
-const PANICKED: i32 = 101;
 
 /// Record `seq` of child `child`: the pair in the first 8 bytes, then a
 /// length that varies, with a record larger than the buffer ring every 250th.
@@ -45,87 +44,10 @@ fn child_payload(child: u64, seq: u64) -> Vec<u8> {
     payload(child << 32 | seq, len)
 }
 
-/// Holds the children until all are forked, so that they really overlap.
-struct StartLine {
-    ready: AtomicU32,
-    go: AtomicU32,
-}
-
-impl StartLine {
-    fn at(mem: &SharedBytes) -> &StartLine {
-        // SAFETY: the mapping is page-aligned, zeroed (two valid AtomicU32s)
-        // and at least 8 bytes; the reference does not outlive it.
-        unsafe { &*(mem.base() as *const StartLine) }
-    }
-
-    fn wait(&self) -> bool {
-        self.ready.fetch_add(1, Ordering::SeqCst);
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        while self.go.load(Ordering::SeqCst) == 0 {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::yield_now();
-        }
-        true
-    }
-
-    fn release(&self, n: u32) {
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        while self.ready.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "children never got ready");
-            std::thread::yield_now();
-        }
-        self.go.store(1, Ordering::SeqCst);
-    }
-}
-
-fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `body` and leaves with `_exit`.
-    match unsafe { libc::fork() } {
-        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
-        0 => {
-            let status =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(PANICKED);
-            // SAFETY: ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(status) }
-        }
-        pid => pid,
-    }
-}
-
-/// Waits for `pid` to exit with status 0, killing it after CHILD_TIMEOUT.
-fn expect_success(pid: libc::pid_t) {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let mut status = 0;
-    loop {
-        // SAFETY: waits for our own child; `status` is a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        assert!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            // SAFETY: plain system calls on our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} still running after {CHILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == OK,
-        "child {pid} failed: wait status {status:#x} \
-         (2 insert failed, 3 flush failed, 4 not flushed, 5 never started, 101 panicked)"
-    );
-}
-
 /// One child: insert and commit (flush) its records one by one.
 fn commit_records(fx: &Fixture, start: &StartLine, child: u64) -> i32 {
     let wal = fx.wal();
-    if !start.wait() {
+    if !start.wait(CHILD_TIMEOUT) {
         return NO_START;
     }
     for seq in 0..PER_CHILD {
@@ -142,11 +64,24 @@ fn commit_records(fx: &Fixture, start: &StartLine, child: u64) -> i32 {
     OK
 }
 
+/// The start line at the head of a shared mapping.
+fn start_line_at(mem: &SharedBytes) -> &StartLine {
+    // SAFETY: the mapping is page-aligned, zeroed (two valid AtomicU32s)
+    // and at least 8 bytes; the reference does not outlive it.
+    unsafe { &*(mem.base() as *const StartLine) }
+}
+
+/// Waits for `pid` (killing it after CHILD_TIMEOUT) and checks it exited OK.
+fn expect_success(pid: libc::pid_t) {
+    let status = wait_child(pid, CHILD_TIMEOUT);
+    assert_eq!(status, OK, "child {pid} failed with status {status} (2 insert failed, 3 flush failed, 4 not flushed, 5 never started, 101 panicked)");
+}
+
 #[test]
 fn four_processes_commit_concurrently_through_four_buffers() {
     let fx = Fixture::new(4, true);
     let start_mem = SharedBytes::new(4096);
-    let start_line = StartLine::at(&start_mem);
+    let start_line = start_line_at(&start_mem);
     // 64 pages before the end of segment 1: the children cross into 2.
     let start = Lsn(segment_start(2).0 - 64 * WAL_PAGE_BYTES as u64);
     fx.wal().init_at(start, Lsn::INVALID, TLI, SYSID).unwrap();
@@ -158,7 +93,7 @@ fn four_processes_commit_concurrently_through_four_buffers() {
             fork_child(move || commit_records(fx, start_line, child))
         })
         .collect();
-    start_line.release(CHILDREN as u32);
+    start_line.release(CHILDREN as u32, CHILD_TIMEOUT);
     for pid in children {
         expect_success(pid);
     }
