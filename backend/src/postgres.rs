@@ -282,6 +282,9 @@ impl Backend {
     }
 
     fn simple_query(&mut self, query: &str) {
+        // Forget a cancel that came while idle, before the backend shows
+        // itself active: a cancel sent for this statement must come after.
+        interrupts::clear_stale_cancel();
         self.report_state(BackendState::Active, Some(query));
         let word: String = query
             .trim_start()
@@ -290,7 +293,6 @@ impl Backend {
             .unwrap_or("")
             .to_ascii_uppercase();
         self.title(&word);
-        interrupts::clear_stale_cancel();
         let timeout_ms = self.session.settings.get_int("statement_timeout").max(0) as u64;
         interrupts::arm_statement_timeout(Duration::from_millis(timeout_ms));
         let result = {
