@@ -16,11 +16,12 @@
 //! 7. Send AuthenticationOk, ParameterStatus for every reported setting,
 //!    BackendKeyData; the query loop sends ReadyForQuery.
 
-use crate::bootstrap_catalog::BootstrapCatalog;
+use crate::engine::Engine;
 use crate::protocol::messages;
 use crate::protocol::startup::{read_startup, StartupRequest};
 use crate::protocol::{Connection, ReadError};
 use crate::session::Session;
+use crate::shared_catalog::SharedCatalog;
 use launch::{ChildContext, RejectReason};
 use pgerror::{PgError, SqlState};
 use shmem_layout::ProcKind;
@@ -221,9 +222,13 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
     ctx.proc_index = Some(proc_index);
 
     // Step 5: role, database, pg_hba.conf.
-    let catalog = match BootstrapCatalog::load(&ctx.args.data_dir) {
+    let mut engine = match Engine::attach(ctx, proc_index) {
+        Ok(e) => e,
+        Err(e) => fatal_exit(ctx, conn, &e),
+    };
+    let catalog = match SharedCatalog::load(&mut engine) {
         Ok(c) => c,
-        Err(e) => fatal_exit(ctx, conn, &PgError::fatal(SqlState::INTERNAL_ERROR, e)),
+        Err(e) => fatal_exit(ctx, conn, &e),
     };
     let Some(role) = catalog.role(&user) else {
         fatal_exit(
@@ -340,6 +345,9 @@ pub fn start_session(ctx: &mut ChildContext, conn: &mut Connection) -> (Session,
     conn.send(b'K', &messages::backend_key_data(pid, cancel_key));
     let mut session = Session::new(settings, user, database, pid);
     session.backend_start = start;
+    engine.db = storage::types::Oid(db.oid);
+    session.relcache.inval_seq = engine.inval.current_seq();
+    session.engine = Some(engine);
     (session, proc_index, peer)
 }
 

@@ -2,13 +2,14 @@
 //! postmaster with fork+exec. See README.md.
 
 mod auth;
-mod bootstrap_catalog;
 mod connect;
 mod dest;
+mod engine;
 mod interrupts;
 mod postgres;
 mod protocol;
 mod session;
+mod shared_catalog;
 mod sql;
 
 use launch::{ChildContext, Sig};

@@ -101,8 +101,19 @@ impl Backend {
         );
     }
 
+    /// Aborts a transaction left open (PostgreSQL's AbortOutOfAnyTransaction
+    /// at exit), so that its xid is recorded as aborted and leaves the proc
+    /// array before the entry is released. A failure here is only logged:
+    /// the xid then counts as aborted anyway, as after a crash.
+    fn abort_open_transaction(&mut self) {
+        if let Err(e) = crate::sql::tables::end_transaction(&mut self.session, false) {
+            log::warn!("{}", e.message);
+        }
+    }
+
     /// Ends the session cleanly (Terminate, EOF, or a FATAL already sent).
-    fn exit(&self, code: i32) -> ! {
+    fn exit(&mut self, code: i32) -> ! {
+        self.abort_open_transaction();
         if self.ctx.settings.get_bool("log_disconnections") {
             let t = self.started.elapsed();
             let s = t.as_secs();
@@ -124,6 +135,7 @@ impl Backend {
     }
 
     fn fatal(&mut self, e: &PgError) -> ! {
+        self.abort_open_transaction();
         fatal_exit(&self.ctx, &mut self.conn, e)
     }
 

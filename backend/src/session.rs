@@ -12,6 +12,11 @@ pub struct Session {
     pub backend_start: SystemTime,
     /// Transaction-block state, owned by `sql::xact`.
     pub xact: crate::sql::xact::TransactionState,
+    /// The storage engine; `None` in unit tests of table-less SQL.
+    pub engine: Option<crate::engine::Engine>,
+    /// The current transaction as the engine sees it (`sql::tables`).
+    pub storage: crate::sql::tables::StorageXact,
+    pub relcache: crate::sql::tables::RelCache,
 }
 
 impl Session {
@@ -29,6 +34,9 @@ impl Session {
             backend_pid,
             backend_start: SystemTime::now(),
             xact: Default::default(),
+            engine: None,
+            storage: Default::default(),
+            relcache: Default::default(),
         }
     }
 }

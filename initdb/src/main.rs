@@ -9,7 +9,9 @@
 //! (global/, base/<oid>/ for template1, template0 and postgres, pg_wal/,
 //! pg_xact/), the first WAL segment with a shutdown checkpoint and
 //! `global/pg_control` (`storage::recovery::bootstrap_cluster`), and the
-//! bootstrap catalog naming the superuser and databases.
+//! system catalogs as heap tables (`storage::catalog::bootstrap_catalogs`):
+//! the superuser in pg_authid, the three databases in pg_database, and each
+//! database's pg_class, pg_attribute, pg_type and pg_namespace.
 
 use std::fs;
 use std::io::Write;
@@ -19,11 +21,10 @@ use std::path::{Path, PathBuf};
 /// The on-disk format version (PG_VERSION).
 const PG_VERSION: &str = "15";
 
-/// PostgreSQL's OIDs for the initial databases and the bootstrap superuser.
+/// PostgreSQL's OIDs for the initial databases.
 const TEMPLATE1_OID: u32 = 1;
 const TEMPLATE0_OID: u32 = 4;
 const POSTGRES_OID: u32 = 5;
-const BOOTSTRAP_SUPERUSER_OID: u32 = 10;
 
 struct Options {
     data_dir: PathBuf,
@@ -120,42 +121,6 @@ fn make_dir(path: &Path) {
         });
 }
 
-/// TOML string literal with escapes.
-fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn bootstrap_catalog(superuser: &str) -> String {
-    let mut s = String::from(
-        "# Written by initdb: the roles and databases of this cluster, until the\n\
-         # storage engine's catalog tables (pg_authid, pg_database) replace it.\n\n",
-    );
-    s.push_str(&format!(
-        "[[role]]\nname = {}\noid = {BOOTSTRAP_SUPERUSER_OID}\nsuperuser = true\ncan_login = true\n\n",
-        toml_str(superuser)
-    ));
-    for (name, oid, allow) in [
-        ("template1", TEMPLATE1_OID, true),
-        ("template0", TEMPLATE0_OID, false),
-        ("postgres", POSTGRES_OID, true),
-    ] {
-        s.push_str(&format!(
-            "[[database]]\nname = \"{name}\"\noid = {oid}\nallow_connections = {allow}\n\n"
-        ));
-    }
-    s
-}
-
 fn main() {
     let o = parse_args();
     let dir = &o.data_dir;
@@ -223,27 +188,26 @@ fn main() {
         die(&e.message);
     }
     println!("ok");
-    print!("writing the bootstrap catalog ... ");
-    write_file(
-        &dir.join("global/bootstrap_catalog.toml"),
-        &bootstrap_catalog(&o.superuser),
+    print!("creating the system catalogs ... ");
+    let databases = [
+        ("template1", TEMPLATE1_OID, true, true),
+        ("template0", TEMPLATE0_OID, true, false),
+        ("postgres", POSTGRES_OID, false, true),
+    ]
+    .map(
+        |(name, oid, is_template, allow_connections)| storage::catalog::BootstrapDatabase {
+            oid: storage::types::Oid(oid),
+            name: name.into(),
+            is_template,
+            allow_connections,
+        },
     );
+    if let Err(e) = storage::catalog::bootstrap_catalogs(dir, true, &o.superuser, &databases) {
+        die(&e.message);
+    }
     println!("ok");
     println!(
         "\nSuccess. You can now start the database server using:\n\n    postmaster -D {}\n",
         dir.display()
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_quoted_for_toml() {
-        assert_eq!(toml_str("a\"b\\c"), "\"a\\\"b\\\\c\"");
-        let cat = bootstrap_catalog("alice");
-        assert!(cat.contains("name = \"alice\"\noid = 10\nsuperuser = true"));
-        assert!(cat.contains("name = \"template0\"\noid = 4\nallow_connections = false"));
-    }
 }

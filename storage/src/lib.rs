@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod buffer;
+pub mod catalog;
 pub mod clog;
 pub mod control;
 pub mod heap;

@@ -32,7 +32,8 @@ pub fn region_sizes(params: &mut SizingParams) {
         crate::buffer::shmem_size_bytes(params.shared_buffers as usize) as u64;
     params.wal_bytes = crate::wal::shmem_size_bytes(params.wal_buffers_pages as usize) as u64;
     params.clog_bytes = crate::clog::shmem_size_bytes(crate::clog::CLOG_BUFFERS) as u64;
-    params.transam_bytes = crate::transam::shmem_size_bytes(params.num_procs()) as u64;
+    params.transam_bytes = (crate::transam::shmem_size_bytes(params.num_procs())
+        + crate::transam::inval::shmem_size_bytes()) as u64;
 }
 
 /// Initialises every storage region of a new segment.
@@ -83,11 +84,27 @@ pub fn init_regions(shmem: &Shmem, fsync: bool) -> Result<(), String> {
         (shared, std::slice::from_raw_parts(slots_base, nprocs))
     };
     crate::transam::shared::init_region(shared, end_slots);
+    inval_queue(shmem).init();
     Ok(())
 }
 
+/// The shared invalidation queue: after the transaction state's end slots,
+/// in the same region.
+pub fn inval_queue(shmem: &Shmem) -> &crate::transam::inval::SharedInvalQueue {
+    let (base, len) = shmem.region(RegionId::Transam);
+    let offset = crate::transam::shmem_size_bytes(shmem.params().num_procs());
+    assert!(
+        len >= offset + crate::transam::inval::shmem_size_bytes(),
+        "transaction region too small"
+    );
+    // SAFETY: `region_sizes` made room for the queue at this offset, which
+    // is 64-byte aligned (a multiple of 64 from a 64-aligned region); the
+    // queue is atomics and a spinlock, valid when zero-filled.
+    unsafe { &*(base.add(offset) as *const crate::transam::inval::SharedInvalQueue) }
+}
+
 /// The commit log's shared header and slots inside its region.
-fn clog_parts(shmem: &Shmem) -> (&crate::clog::ClogShared, &[crate::clog::ClogSlot]) {
+pub fn clog_parts(shmem: &Shmem) -> (&crate::clog::ClogShared, &[crate::clog::ClogSlot]) {
     let (base, len) = shmem.region(RegionId::Clog);
     let n = crate::clog::CLOG_BUFFERS;
     assert!(
@@ -106,7 +123,7 @@ fn clog_parts(shmem: &Shmem) -> (&crate::clog::ClogShared, &[crate::clog::ClogSl
 }
 
 /// The transaction state's header and wait slots inside its region.
-fn transam_parts(
+pub fn transam_parts(
     shmem: &Shmem,
 ) -> (
     &crate::transam::TransamShared,

@@ -17,12 +17,13 @@
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, Located};
-use super::expr::{Query, TargetEntry};
+use super::expr::{AggCall, Query, RangeTable, SortKey, TargetEntry};
 use super::io::IoContext;
 use super::parser::{char_position, inner};
 use super::types::TypeOid;
 use pg_query::protobuf::{self as pb, node::Node as N, Node};
 use pgerror::{PgError, PgResult, SqlState};
+use std::cell::RefCell;
 
 /// What analysis of one statement needs: the whole query text (locations
 /// are offsets into it) and the settings-dependent input context (for
@@ -30,9 +31,49 @@ use pgerror::{PgError, PgResult, SqlState};
 pub struct ParseState<'a> {
     pub query: &'a str,
     pub io: &'a IoContext,
+    /// The columns column references may name (one table, for now).
+    pub scope: Option<&'a Scope>,
+    /// Where aggregate calls may appear, and the ones found so far.
+    pub aggs: Option<&'a RefCell<AggState>>,
 }
 
-impl ParseState<'_> {
+/// The columns a FROM item makes visible, under its name or alias.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub name: String,
+    pub columns: Vec<ScopeColumn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScopeColumn {
+    pub name: String,
+    pub ty: TypeOid,
+    pub typmod: i32,
+}
+
+/// Aggregates met while analyzing a target list.
+#[derive(Debug, Default)]
+pub struct AggState {
+    /// False while analyzing a clause that forbids them (WHERE).
+    pub allowed: bool,
+    /// The clause named in the error when not allowed.
+    pub clause: &'static str,
+    pub calls: Vec<AggCall>,
+    /// Set while analyzing an aggregate's argument (no nesting).
+    pub inside: bool,
+}
+
+impl<'a> ParseState<'a> {
+    /// A state for expressions that see no table.
+    pub fn new(query: &'a str, io: &'a IoContext) -> ParseState<'a> {
+        ParseState {
+            query,
+            io,
+            scope: None,
+            aggs: None,
+        }
+    }
+
     /// Attaches the character position of byte `location` to `error`,
     /// unless it already has one or the location is unknown.
     pub fn error_at(&self, error: PgError, location: i32) -> PgError {
@@ -52,7 +93,30 @@ impl ParseState<'_> {
     }
 }
 
-pub fn analyze_select(ps: &ParseState, stmt: &pb::SelectStmt) -> PgResult<Query> {
+/// The scope a FROM item gives its columns.
+pub fn scope_of(from: &RangeTable) -> Scope {
+    Scope {
+        name: from.name.clone(),
+        columns: from
+            .rel
+            .columns
+            .iter()
+            .map(|c| ScopeColumn {
+                name: c.name.clone(),
+                ty: TypeOid(c.type_oid.0),
+                typmod: c.typmod,
+            })
+            .collect(),
+    }
+}
+
+/// Analyzes a SELECT whose FROM item (if any) the caller already resolved
+/// to `from` (see `tables::resolve_from`).
+pub fn analyze_select(
+    base: &ParseState,
+    stmt: &pb::SelectStmt,
+    from: Option<RangeTable>,
+) -> PgResult<Query> {
     if stmt.op != pb::SetOperation::SetopNone as i32 {
         let what = match pb::SetOperation::from_i32(stmt.op).ok_or(()) {
             Ok(pb::SetOperation::SetopUnion) => "UNION",
@@ -70,29 +134,70 @@ pub fn analyze_select(ps: &ParseState, stmt: &pb::SelectStmt) -> PgResult<Query>
     if stmt.into_clause.is_some() {
         return Err(PgError::unsupported("SELECT INTO is not supported yet"));
     }
-    if let Some(item) = stmt.from_clause.first() {
-        return Err(from_item_error(ps, item));
+    if from.is_none() {
+        if let Some(item) = stmt.from_clause.first() {
+            return Err(from_item_error(base, item));
+        }
     }
+    let scope = from.as_ref().map(scope_of);
+    let aggs = RefCell::new(AggState {
+        allowed: true,
+        clause: "",
+        calls: Vec::new(),
+        inside: false,
+    });
+    let ps = ParseState {
+        query: base.query,
+        io: base.io,
+        scope: scope.as_ref(),
+        aggs: Some(&aggs),
+    };
+    let ps = &ps;
 
     let mut targets = Vec::with_capacity(stmt.target_list.len());
     for t in &stmt.target_list {
         let Some(N::ResTarget(rt)) = inner(t) else {
             return Err(PgError::internal("target list item is not a ResTarget"));
         };
+        if let (Some(scope), Some(stars)) = (ps.scope, star_expansion(ps, rt)?) {
+            for index in stars {
+                let c = &scope.columns[index];
+                targets.push(TargetEntry {
+                    expr: crate::sql::expr::Expr::Var {
+                        index,
+                        ty: c.ty,
+                        typmod: c.typmod,
+                    },
+                    name: c.name.clone(),
+                });
+            }
+            continue;
+        }
         targets.push(transform_target(ps, rt)?);
     }
 
+    {
+        let mut a = aggs.borrow_mut();
+        a.allowed = false;
+        a.clause = "WHERE";
+    }
     let qual = match stmt.where_clause.as_deref() {
         Some(w) => Some(coerce_to_boolean(ps, located(ps, w)?, "WHERE")?),
         None => None,
     };
+    aggs.borrow_mut().allowed = true;
     if stmt.having_clause.is_some() || !stmt.group_clause.is_empty() {
         return Err(PgError::unsupported(
             "GROUP BY and HAVING are not supported yet",
         ));
     }
+    let mut sort = Vec::new();
     for s in &stmt.sort_clause {
-        check_sort_item(ps, s, &targets)?;
+        if from.is_some() {
+            sort.push(transform_sort_item(ps, s, &targets)?);
+        } else {
+            check_sort_item(ps, s, &targets)?;
+        }
     }
     if let Some(first) = stmt.distinct_clause.first() {
         // Plain DISTINCT is a list holding one empty node; anything else is
@@ -100,6 +205,11 @@ pub fn analyze_select(ps: &ParseState, stmt: &pb::SelectStmt) -> PgResult<Query>
         if first.node.is_some() {
             return Err(PgError::unsupported(
                 "SELECT DISTINCT ON is not supported yet",
+            ));
+        }
+        if from.is_some() {
+            return Err(PgError::unsupported(
+                "SELECT DISTINCT over a table is not supported yet",
             ));
         }
     }
@@ -113,17 +223,154 @@ pub fn analyze_select(ps: &ParseState, stmt: &pb::SelectStmt) -> PgResult<Query>
             "FETCH FIRST ... WITH TIES is not supported yet",
         ));
     }
+    if !stmt.locking_clause.is_empty() && from.is_some() {
+        return Err(PgError::unsupported(
+            "SELECT FOR UPDATE/SHARE is not supported yet",
+        ));
+    }
+    {
+        let mut a = aggs.borrow_mut();
+        a.allowed = false;
+        a.clause = "LIMIT";
+    }
     let limit_offset = limit_expr(ps, stmt.limit_offset.as_deref(), "OFFSET")?;
     let limit_count = limit_expr(ps, stmt.limit_count.as_deref(), "LIMIT")?;
+    let aggs = std::mem::take(&mut aggs.borrow_mut().calls);
+    if !aggs.is_empty() {
+        // Without GROUP BY, an aggregate query has one row: a bare column
+        // has no single value to show.
+        let ungrouped = targets
+            .iter()
+            .map(|t| &t.expr)
+            .chain(sort.iter().map(|k: &SortKey| &k.expr))
+            .find_map(first_var);
+        if let (Some(index), Some(scope)) = (ungrouped, ps.scope) {
+            return Err(PgError::new(
+                SqlState::GROUPING_ERROR,
+                format!(
+                    "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                    scope.name, scope.columns[index].name
+                ),
+            ));
+        }
+    }
     // Without a FROM clause the query yields at most one row, so ORDER BY and
     // plain DISTINCT need no plan nodes, and FOR UPDATE locks nothing: they
-    // were checked above and have no effect. This stops being true with the
-    // first table.
+    // were checked above and have no effect.
     Ok(Query {
+        from,
+        aggs,
+        sort,
         targets,
         qual,
         limit_count,
         limit_offset,
+    })
+}
+
+/// The first column read outside an aggregate, if any.
+fn first_var(e: &crate::sql::expr::Expr) -> Option<usize> {
+    match e {
+        crate::sql::expr::Expr::Var { index, .. } => Some(*index),
+        _ => e.children().into_iter().find_map(first_var),
+    }
+}
+
+/// `*` or `t.*` in a target list: the columns it stands for.
+fn star_expansion(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<Option<Vec<usize>>> {
+    let Some(scope) = ps.scope else {
+        return Ok(None);
+    };
+    let Some(N::ColumnRef(cr)) = rt.val.as_deref().and_then(inner) else {
+        return Ok(None);
+    };
+    if !cr
+        .fields
+        .last()
+        .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))))
+    {
+        return Ok(None);
+    }
+    match cr.fields.len() {
+        1 => {}
+        2 => {
+            let t = cr.fields.first().and_then(super::parser::string_value);
+            if t != Some(scope.name.as_str()) {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!(
+                            "missing FROM-clause entry for table \"{}\"",
+                            t.unwrap_or_default()
+                        ),
+                    ),
+                    cr.location,
+                ));
+            }
+        }
+        _ => return Err(ps.unsupported_at("this qualified *", cr.location)),
+    }
+    Ok(Some((0..scope.columns.len()).collect()))
+}
+
+/// An ORDER BY item over a table (PostgreSQL's findTargetlistEntrySQL92):
+/// an output column's name, its position, or an expression on the input.
+fn transform_sort_item(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResult<SortKey> {
+    let Some(N::SortBy(sort)) = inner(item) else {
+        return Err(PgError::internal("ORDER BY item is not a SortBy"));
+    };
+    let Some(node) = sort.node.as_deref() else {
+        return Err(PgError::internal("ORDER BY item without an expression"));
+    };
+    if !sort.use_op.is_empty() {
+        return Err(PgError::unsupported(
+            "ORDER BY ... USING is not supported yet",
+        ));
+    }
+    let descending = sort.sortby_dir == pb::SortByDir::SortbyDesc as i32;
+    let nulls_first = match pb::SortByNulls::from_i32(sort.sortby_nulls) {
+        Some(pb::SortByNulls::SortbyNullsFirst) => true,
+        Some(pb::SortByNulls::SortbyNullsLast) => false,
+        // PostgreSQL: NULLs sort as larger than any value.
+        _ => descending,
+    };
+    let expr = match inner(node) {
+        Some(N::AConst(c)) => {
+            let Some(pb::a_const::Val::Ival(i)) = &c.val else {
+                return Err(ps.error_at(
+                    PgError::new(SqlState::SYNTAX_ERROR, "non-integer constant in ORDER BY"),
+                    c.location,
+                ));
+            };
+            if i.ival < 1 || i.ival as usize > targets.len() {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState(*b"42P10"),
+                        format!("ORDER BY position {} is not in select list", i.ival),
+                    ),
+                    c.location,
+                ));
+            }
+            targets[i.ival as usize - 1].expr.clone()
+        }
+        Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
+            let name = cr.fields.first().and_then(super::parser::string_value);
+            match name.and_then(|n| targets.iter().find(|t| t.name == n)) {
+                Some(t) => t.expr.clone(),
+                None => transform_expr(ps, node)?,
+            }
+        }
+        _ => transform_expr(ps, node)?,
+    };
+    if expr.type_oid() == TypeOid::UNKNOWN {
+        return Err(PgError::unsupported(
+            "ORDER BY an untyped literal is not supported yet",
+        ));
+    }
+    Ok(SortKey {
+        expr,
+        descending,
+        nulls_first,
     })
 }
 

@@ -18,7 +18,7 @@ use super::coerce::{
     coerce, coerce_to_boolean, coerce_to_common, make_func, make_op, select_common_type, Located,
 };
 use super::datum::Datum;
-use super::expr::{BoolTestKind, Case, Expr};
+use super::expr::{AggCall, BoolTestKind, Case, Expr};
 use super::funcs;
 use super::numeric::Numeric;
 use super::parser::{inner, string_value};
@@ -32,7 +32,7 @@ pub fn transform_expr(ps: &ParseState, node: &Node) -> PgResult<Expr> {
     };
     match n {
         N::AConst(c) => make_const(ps, c),
-        N::ColumnRef(c) => Err(column_ref_error(ps, c)),
+        N::ColumnRef(c) => transform_column_ref(ps, c),
         N::ParamRef(p) => Err(ps.error_at(
             PgError::new(
                 SqlState::UNDEFINED_PARAMETER,
@@ -125,7 +125,79 @@ fn make_const(ps: &ParseState, c: &pb::AConst) -> PgResult<Expr> {
     }
 }
 
-/// There are no tables, so no column reference can resolve.
+/// A column of the query's table (PostgreSQL's transformColumnRef, for one
+/// FROM item): `col` or `table.col`.
+fn transform_column_ref(ps: &ParseState, c: &pb::ColumnRef) -> PgResult<Expr> {
+    let Some(scope) = ps.scope else {
+        return Err(column_ref_error(ps, c));
+    };
+    let ends_with_star = c
+        .fields
+        .last()
+        .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))));
+    let names: Vec<&str> = c.fields.iter().filter_map(string_value).collect();
+    if ends_with_star {
+        return Err(ps.unsupported_at("row-valued references (t.*) in expressions", c.location));
+    }
+    let (table, column) = match names.as_slice() {
+        [col] => (None, *col),
+        [table, col] => (Some(*table), *col),
+        _ => {
+            return Err(ps.error_at(
+                PgError::unsupported(format!(
+                    "cross-database references are not implemented: {}",
+                    names.join(".")
+                )),
+                c.location,
+            ))
+        }
+    };
+    if let Some(t) = table {
+        if t != scope.name {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{t}\""),
+                ),
+                c.location,
+            ));
+        }
+    }
+    match scope.columns.iter().position(|col| col.name == column) {
+        Some(index) => {
+            let col = &scope.columns[index];
+            if !types::type_by_oid_exists(col.ty) {
+                return Err(ps.error_at(
+                    PgError::unsupported(format!(
+                        "column \"{column}\" has a type (oid {}) that is not supported yet",
+                        col.ty.0
+                    )),
+                    c.location,
+                ));
+            }
+            Ok(Expr::Var {
+                index,
+                ty: col.ty,
+                typmod: col.typmod,
+            })
+        }
+        None => {
+            let shown = match table {
+                Some(t) => format!("{t}.{column}"),
+                None => format!("\"{column}\""),
+            };
+            Err(ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column {shown} does not exist"),
+                ),
+                c.location,
+            ))
+        }
+    }
+}
+
+/// Without a table, no column reference can resolve.
 fn column_ref_error(ps: &ParseState, c: &pb::ColumnRef) -> PgError {
     let names: Vec<&str> = c.fields.iter().filter_map(string_value).collect();
     let ends_with_star = c
@@ -419,6 +491,9 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         [name] | ["pg_catalog", name] => *name,
         _ => "",
     };
+    if name == "count" && fc.over.is_none() && ps.aggs.is_some() {
+        return transform_count(ps, fc);
+    }
     if fc.agg_star
         || fc.agg_distinct
         || !fc.agg_order.is_empty()
@@ -426,7 +501,10 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         || fc.agg_within_group
         || funcs::is_aggregate_name(name)
     {
-        return Err(ps.unsupported_at("aggregate functions", fc.location));
+        return Err(ps.error_at(
+            PgError::unsupported("aggregate functions other than count are not supported yet"),
+            fc.location,
+        ));
     }
     if fc.over.is_some() {
         return Err(ps.unsupported_at("window functions", fc.location));
@@ -442,6 +520,57 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         args.push(located(ps, a)?);
     }
     make_func(ps, name, &display, args, fc.location)
+}
+
+/// `count(*)` and `count(expr)` (PostgreSQL's transformAggregateCall): the
+/// call becomes an [`Expr::Aggref`] to the query's aggregate list.
+fn transform_count(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
+    let state = ps.aggs.expect("checked by the caller");
+    let aggregate_error =
+        |msg: String| ps.error_at(PgError::new(SqlState::GROUPING_ERROR, msg), fc.location);
+    {
+        let st = state.borrow();
+        if !st.allowed {
+            return Err(aggregate_error(format!(
+                "aggregate functions are not allowed in {}",
+                st.clause
+            )));
+        }
+        if st.inside {
+            return Err(aggregate_error(
+                "aggregate function calls cannot be nested".into(),
+            ));
+        }
+    }
+    if fc.agg_distinct || !fc.agg_order.is_empty() || fc.agg_filter.is_some() {
+        return Err(ps.unsupported_at("DISTINCT, ORDER BY and FILTER in aggregates", fc.location));
+    }
+    let call = if fc.agg_star {
+        AggCall::CountStar
+    } else {
+        let [arg] = fc.args.as_slice() else {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "function count({}) does not exist",
+                        vec!["unknown"; fc.args.len()].join(", ")
+                    ),
+                ),
+                fc.location,
+            ));
+        };
+        state.borrow_mut().inside = true;
+        let expr = transform_expr(ps, arg);
+        state.borrow_mut().inside = false;
+        AggCall::Count(expr?)
+    };
+    let mut st = state.borrow_mut();
+    st.calls.push(call);
+    Ok(Expr::Aggref {
+        index: st.calls.len() - 1,
+        ty: TypeOid::INT8,
+    })
 }
 
 fn transform_case(ps: &ParseState, c: &pb::CaseExpr) -> PgResult<Expr> {

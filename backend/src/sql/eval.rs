@@ -29,6 +29,10 @@ pub struct ExecEnv<'s> {
     pub xact_start: i64,
     /// Start of the current client message's statement.
     pub stmt_start: i64,
+    /// The row a scan is on (`Expr::Var` reads it).
+    pub row: Vec<Datum>,
+    /// The aggregates' results (`Expr::Aggref` reads them).
+    pub agg_values: Vec<Datum>,
 }
 
 impl<'s> ExecEnv<'s> {
@@ -49,6 +53,8 @@ impl<'s> ExecEnv<'s> {
             database_name,
             xact_start,
             stmt_start,
+            row: Vec::new(),
+            agg_values: Vec::new(),
         }
     }
 
@@ -87,6 +93,18 @@ impl Evaluator<'_, '_> {
     fn eval(&mut self, expr: &Expr) -> PgResult<Datum> {
         match expr {
             Expr::Const { value, .. } => Ok(value.clone()),
+            Expr::Var { index, .. } => self
+                .env
+                .row
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| PgError::internal(format!("column {index} is not in the row"))),
+            Expr::Aggref { index, .. } => self
+                .env
+                .agg_values
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| PgError::internal(format!("aggregate {index} has no value"))),
             Expr::Func {
                 proc,
                 args,

@@ -14,20 +14,43 @@
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
+use super::expr::AggCall;
 use super::expr::Expr;
 use super::io;
-use super::plan::{Plan, PlannedStmt};
+use super::plan::{Plan, PlannedStmt, SortColumn};
 use super::types;
 use crate::dest::{Dest, FieldDesc};
 use pgerror::{PgError, PgResult, SqlState};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use storage::catalog::RelationInfo;
+use storage::heap::heapam::{heap_nblocks, heap_scan_page};
+use storage::heap::tuple::ItemPointer;
+use storage::heap::{CurrentXact, HeapRelation};
+use storage::transam::Snapshot;
+use storage::types::BlockNumber;
+
+/// What scans read tables through: the backend's engine, the statement's
+/// snapshot, and the transaction (its xid and command id decide which of
+/// its own changes are seen).
+pub struct ScanCtx<'a> {
+    pub engine: &'a mut crate::engine::Engine,
+    pub snapshot: &'a Snapshot,
+    pub xact: CurrentXact,
+}
 
 /// Runs a query plan; returns the number of rows sent.
-pub fn run_select(stmt: &PlannedStmt, env: &mut ExecEnv, dest: &mut dyn Dest) -> PgResult<u64> {
+pub fn run_select(
+    stmt: &PlannedStmt,
+    env: &mut ExecEnv,
+    mut scan: Option<&mut ScanCtx<'_>>,
+    dest: &mut dyn Dest,
+) -> PgResult<u64> {
     dest.row_description(&row_description(stmt))?;
     let mut root = start(&stmt.plan);
     let types: Vec<_> = stmt.columns.iter().map(|c| c.ty).collect();
     let mut rows = 0u64;
-    while let Some(row) = root.next(env)? {
+    while let Some(row) = root.next(env, scan.as_deref_mut())? {
         crate::interrupts::check_for_interrupts()?;
         let text: Vec<Option<String>> = row
             .iter()
@@ -57,7 +80,11 @@ pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
 
 /// A running plan node.
 trait NodeState<'p> {
-    fn next(&mut self, env: &mut ExecEnv) -> PgResult<Option<Vec<Datum>>>;
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>>;
 }
 
 fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
@@ -79,6 +106,276 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             skipped: 0,
             returned: 0,
         }),
+        Plan::SeqScan { rel, filter } => Box::new(SeqScanState {
+            heap: None,
+            rel: rel.clone(),
+            filter: filter.as_ref(),
+            nblocks: None,
+            next_block: 0,
+            rows: VecDeque::new(),
+        }),
+        Plan::Agg { input, aggs } => Box::new(AggState {
+            input: start(input),
+            aggs,
+            done: false,
+        }),
+        Plan::Project {
+            input,
+            exprs,
+            over_aggs,
+        } => Box::new(ProjectState {
+            input: start(input),
+            exprs,
+            over_aggs: *over_aggs,
+        }),
+        Plan::Sort { input, keys } => Box::new(SortState {
+            input: start(input),
+            keys,
+            sorted: None,
+        }),
+        Plan::Trim { input, ncols } => Box::new(TrimState {
+            input: start(input),
+            ncols: *ncols,
+        }),
+    }
+}
+
+/// A stored value as the executor's [`Datum`].
+pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
+    use storage::heap::datum::Datum as S;
+    match v {
+        None => Datum::Null,
+        Some(S::Int2(x)) => Datum::Int2(x),
+        Some(S::Int4(x)) => Datum::Int4(x),
+        Some(S::Int8(x)) => Datum::Int8(x),
+        Some(S::Float8(x)) => Datum::Float8(x),
+        Some(S::Bool(x)) => Datum::Bool(x),
+        Some(S::Text(x)) | Some(S::Name(x)) => Datum::Text(x),
+        Some(S::Oid(o)) => Datum::Oid(o.0),
+        Some(S::Char(c)) => Datum::Text(char::from(c).to_string()),
+    }
+}
+
+/// The visible rows of one block of `heap`, as executor rows.
+pub fn scan_block(
+    scan: &mut ScanCtx<'_>,
+    heap: &HeapRelation,
+    block: u32,
+) -> PgResult<Vec<(ItemPointer, Vec<Datum>)>> {
+    let tuples = heap_scan_page(
+        &mut scan.engine.heap_ctx(),
+        heap,
+        BlockNumber(block),
+        scan.snapshot,
+        scan.xact,
+    )?;
+    tuples
+        .into_iter()
+        .map(|(tid, bytes)| {
+            let values = heap.deform(&bytes)?;
+            Ok((tid, values.into_iter().map(from_stored).collect()))
+        })
+        .collect()
+}
+
+/// The relation's heap handle and current length.
+pub fn open_heap(scan: &mut ScanCtx<'_>, rel: &RelationInfo) -> PgResult<(HeapRelation, u32)> {
+    let db = scan.engine.db;
+    let heap = HeapRelation::new(rel.locator(db), rel.tuple_desc()?);
+    let n = heap_nblocks(&mut scan.engine.heap_ctx(), &heap)?;
+    Ok((heap, n))
+}
+
+fn no_table_access() -> PgError {
+    PgError::internal("this statement reads a table but has no access to storage")
+}
+
+/// A sequential scan, a block at a time (the engine is free between
+/// blocks for the nodes above).
+struct SeqScanState<'p> {
+    rel: Arc<RelationInfo>,
+    heap: Option<HeapRelation>,
+    filter: Option<&'p Expr>,
+    nblocks: Option<u32>,
+    next_block: u32,
+    rows: VecDeque<Vec<Datum>>,
+}
+
+impl<'p> NodeState<'p> for SeqScanState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        let scan = scan.ok_or_else(no_table_access)?;
+        if self.nblocks.is_none() {
+            let (heap, n) = open_heap(scan, &self.rel)?;
+            self.heap = Some(heap);
+            self.nblocks = Some(n);
+        }
+        loop {
+            if let Some(row) = self.rows.pop_front() {
+                return Ok(Some(row));
+            }
+            if Some(self.next_block) >= self.nblocks {
+                return Ok(None);
+            }
+            crate::interrupts::check_for_interrupts()?;
+            let heap = self.heap.as_ref().expect("opened above");
+            for (_, row) in scan_block(scan, heap, self.next_block)? {
+                if let Some(f) = self.filter {
+                    env.row = row;
+                    if eval(f, env)?.as_bool() != Some(true) {
+                        continue;
+                    }
+                    self.rows.push_back(std::mem::take(&mut env.row));
+                } else {
+                    self.rows.push_back(row);
+                }
+            }
+            self.next_block += 1;
+        }
+    }
+}
+
+struct AggState<'p> {
+    input: Box<dyn NodeState<'p> + 'p>,
+    aggs: &'p [AggCall],
+    done: bool,
+}
+
+impl<'p> NodeState<'p> for AggState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        let mut counts = vec![0i64; self.aggs.len()];
+        while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
+            env.row = row;
+            for (i, a) in self.aggs.iter().enumerate() {
+                match a {
+                    AggCall::CountStar => counts[i] += 1,
+                    AggCall::Count(e) => {
+                        if !eval(e, env)?.is_null() {
+                            counts[i] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(counts.into_iter().map(Datum::Int8).collect()))
+    }
+}
+
+struct ProjectState<'p> {
+    input: Box<dyn NodeState<'p> + 'p>,
+    exprs: &'p [Expr],
+    over_aggs: bool,
+}
+
+impl<'p> NodeState<'p> for ProjectState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        let Some(row) = self.input.next(env, scan)? else {
+            return Ok(None);
+        };
+        if self.over_aggs {
+            env.agg_values = row;
+        } else {
+            env.row = row;
+        }
+        let out = self
+            .exprs
+            .iter()
+            .map(|e| eval(e, env))
+            .collect::<PgResult<Vec<_>>>()?;
+        Ok(Some(out))
+    }
+}
+
+/// Orders two values of one sort key.
+pub fn compare_key(a: &Datum, b: &Datum, key: &SortColumn) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => {
+            if key.nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (false, true) => {
+            if key.nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (false, false) => {
+            let o = a.compare(b).unwrap_or(Ordering::Equal);
+            if key.descending {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    }
+}
+
+struct SortState<'p> {
+    input: Box<dyn NodeState<'p> + 'p>,
+    keys: &'p [SortColumn],
+    sorted: Option<std::vec::IntoIter<Vec<Datum>>>,
+}
+
+impl<'p> NodeState<'p> for SortState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        if self.sorted.is_none() {
+            let mut rows = Vec::new();
+            while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
+                rows.push(row);
+            }
+            let keys = self.keys;
+            rows.sort_by(|a, b| {
+                keys.iter()
+                    .map(|k| compare_key(&a[k.column], &b[k.column], k))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            self.sorted = Some(rows.into_iter());
+        }
+        Ok(self.sorted.as_mut().and_then(Iterator::next))
+    }
+}
+
+struct TrimState<'p> {
+    input: Box<dyn NodeState<'p> + 'p>,
+    ncols: usize,
+}
+
+impl<'p> NodeState<'p> for TrimState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        Ok(self.input.next(env, scan)?.map(|mut row| {
+            row.truncate(self.ncols);
+            row
+        }))
     }
 }
 
@@ -90,7 +387,11 @@ struct ResultState<'p> {
 }
 
 impl<'p> NodeState<'p> for ResultState<'p> {
-    fn next(&mut self, env: &mut ExecEnv) -> PgResult<Option<Vec<Datum>>> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        _scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
         if self.done {
             return Ok(None);
         }
@@ -148,18 +449,22 @@ impl LimitState<'_> {
 }
 
 impl<'p> NodeState<'p> for LimitState<'p> {
-    fn next(&mut self, env: &mut ExecEnv) -> PgResult<Option<Vec<Datum>>> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
         let (offset, count) = self.bounds(env)?;
         if count.is_some_and(|c| self.returned >= c) {
             return Ok(None);
         }
         while self.skipped < offset {
-            if self.input.next(env)?.is_none() {
+            if self.input.next(env, scan.as_deref_mut())?.is_none() {
                 return Ok(None);
             }
             self.skipped += 1;
         }
-        match self.input.next(env)? {
+        match self.input.next(env, scan)? {
             Some(row) => {
                 self.returned += 1;
                 Ok(Some(row))

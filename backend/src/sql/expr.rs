@@ -72,6 +72,27 @@ pub enum Expr {
         args: Vec<Expr>,
         ty: TypeOid,
     },
+    /// Column `index` (0-based) of the row the scan is on (PostgreSQL's Var).
+    Var {
+        index: usize,
+        ty: TypeOid,
+        typmod: i32,
+    },
+    /// The value of the query's aggregate `index`, computed by the Agg
+    /// node over every input row (PostgreSQL's Aggref, after planning).
+    Aggref {
+        index: usize,
+        ty: TypeOid,
+    },
+}
+
+/// An aggregate call of a query. Only `count` exists so far.
+#[derive(Clone, Debug)]
+pub enum AggCall {
+    /// `count(*)`: every row.
+    CountStar,
+    /// `count(expr)`: rows where `expr` is not NULL.
+    Count(Expr),
 }
 
 #[derive(Clone, Debug)]
@@ -121,7 +142,9 @@ impl Expr {
             | Expr::NullIf { ty, .. }
             | Expr::CaseTest { ty }
             | Expr::Coalesce { ty, .. }
-            | Expr::MinMax { ty, .. } => *ty,
+            | Expr::MinMax { ty, .. }
+            | Expr::Var { ty, .. }
+            | Expr::Aggref { ty, .. } => *ty,
             Expr::Cast(c) => c.to,
             Expr::Case(c) => c.ty,
             Expr::And(_)
@@ -146,7 +169,7 @@ impl Expr {
             }
         }
         match self {
-            Expr::Const { typmod, .. } => *typmod,
+            Expr::Const { typmod, .. } | Expr::Var { typmod, .. } => *typmod,
             Expr::Cast(c) => c.typmod,
             Expr::Coalesce { args, .. } => common(args.iter()),
             Expr::Case(c) => common(
@@ -162,6 +185,34 @@ impl Expr {
     pub fn is_const(&self) -> bool {
         matches!(self, Expr::Const { .. })
     }
+
+    /// The direct sub-expressions.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Const { .. } | Expr::CaseTest { .. } | Expr::Var { .. } | Expr::Aggref { .. } => {
+                Vec::new()
+            }
+            Expr::Func { args, .. }
+            | Expr::And(args)
+            | Expr::Or(args)
+            | Expr::Coalesce { args, .. }
+            | Expr::MinMax { args, .. } => args.iter().collect(),
+            Expr::Cast(c) => vec![&c.arg],
+            Expr::Not(a) | Expr::NullTest { arg: a, .. } | Expr::BoolTest { arg: a, .. } => {
+                vec![a.as_ref()]
+            }
+            Expr::Distinct { args, .. } | Expr::NullIf { args, .. } => args.iter().collect(),
+            Expr::Case(c) => {
+                let mut v: Vec<&Expr> = c.arg.iter().collect();
+                for (w, r) in &c.whens {
+                    v.push(w);
+                    v.push(r);
+                }
+                v.push(&c.default);
+                v
+            }
+        }
+    }
 }
 
 /// One output column of a query.
@@ -171,9 +222,31 @@ pub struct TargetEntry {
     pub name: String,
 }
 
-/// An analyzed SELECT (without FROM, for now).
+/// The table a query reads (one FROM item, for now).
+#[derive(Clone, Debug)]
+pub struct RangeTable {
+    pub rel: std::sync::Arc<storage::catalog::RelationInfo>,
+    /// The alias, else the table's name: what `t.col` must say.
+    pub name: String,
+}
+
+/// One ORDER BY key.
+#[derive(Clone, Debug)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// An analyzed SELECT.
 #[derive(Clone, Debug)]
 pub struct Query {
+    /// FROM, if any.
+    pub from: Option<RangeTable>,
+    /// Aggregate calls the targets refer to (`Expr::Aggref`).
+    pub aggs: Vec<AggCall>,
+    /// ORDER BY, evaluated on the output of the targets' inputs.
+    pub sort: Vec<SortKey>,
     pub targets: Vec<TargetEntry>,
     /// WHERE; boolean.
     pub qual: Option<Expr>,

@@ -97,7 +97,9 @@ mod expr;
 mod plan;
 
 // Statements and transactions.
+mod modify;
 mod simple_query;
+pub mod tables;
 mod utility;
 pub mod xact;
 

@@ -18,16 +18,19 @@
 //! Stable and volatile functions (`now()`, `current_setting`, `pg_sleep`)
 //! run in the executor.
 //!
-//! Today's plans have one shape, `Limit?(Result)`: without tables a query
-//! produces at most one row. Scans, joins, sorts and aggregates plug into
-//! the same tree.
+//! Plan shapes: `Limit?(Result)` without FROM; over one table,
+//! `Limit?(Trim(Sort(Project(SeqScan))))` (Sort and Trim only with ORDER
+//! BY), or `Limit?(Project(Agg(SeqScan)))` with aggregates. Joins and
+//! indexes come with the next issue.
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::expr::{Case, Expr, Query};
+use super::expr::{AggCall, Case, Expr, Query};
 use super::funcs::{self, Volatility};
 use super::types::TypeOid;
 use pgerror::PgResult;
+use std::sync::Arc;
+use storage::catalog::RelationInfo;
 
 /// One output column, as RowDescription announces it.
 #[derive(Clone, Debug)]
@@ -51,6 +54,38 @@ pub enum Plan {
         offset: Option<Expr>,
         count: Option<Expr>,
     },
+    /// Every row of the table the statement's snapshot sees, for which
+    /// `filter` holds; a row is the table's columns in attnum order.
+    SeqScan {
+        rel: Arc<RelationInfo>,
+        filter: Option<Expr>,
+    },
+    /// One row: the aggregates over every input row.
+    Agg {
+        input: Box<Plan>,
+        aggs: Vec<AggCall>,
+    },
+    /// `exprs` over each input row (`Expr::Var` reads it), or over the
+    /// aggregates' row when `over_aggs` (`Expr::Aggref` reads it).
+    Project {
+        input: Box<Plan>,
+        exprs: Vec<Expr>,
+        over_aggs: bool,
+    },
+    /// All input rows, ordered by `keys` (columns of the input).
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<SortColumn>,
+    },
+    /// The first `ncols` columns of each input row (drops sort keys).
+    Trim { input: Box<Plan>, ncols: usize },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SortColumn {
+    pub column: usize,
+    pub descending: bool,
+    pub nulls_first: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -79,7 +114,73 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
         .map(|t| folder.fold(t.expr))
         .collect::<PgResult<Vec<_>>>()?;
     let filter = query.qual.map(|q| folder.fold(q)).transpose()?;
-    let mut plan = Plan::Result { filter, targets };
+    let aggs = query
+        .aggs
+        .into_iter()
+        .map(|a| {
+            Ok(match a {
+                AggCall::CountStar => AggCall::CountStar,
+                AggCall::Count(e) => AggCall::Count(folder.fold(e)?),
+            })
+        })
+        .collect::<PgResult<Vec<_>>>()?;
+    let ntargets = targets.len();
+    let mut plan = match (query.from, aggs.is_empty()) {
+        (None, true) => Plan::Result { filter, targets },
+        (None, false) => Plan::Project {
+            input: Box::new(Plan::Agg {
+                input: Box::new(Plan::Result {
+                    filter,
+                    targets: Vec::new(),
+                }),
+                aggs,
+            }),
+            exprs: targets,
+            over_aggs: true,
+        },
+        (Some(from), false) => Plan::Project {
+            input: Box::new(Plan::Agg {
+                input: Box::new(Plan::SeqScan {
+                    rel: from.rel,
+                    filter,
+                }),
+                aggs,
+            }),
+            exprs: targets,
+            over_aggs: true,
+        },
+        (Some(from), true) => {
+            let mut exprs = targets;
+            let mut keys = Vec::new();
+            for k in query.sort {
+                keys.push(SortColumn {
+                    column: exprs.len(),
+                    descending: k.descending,
+                    nulls_first: k.nulls_first,
+                });
+                exprs.push(folder.fold(k.expr)?);
+            }
+            let project = Plan::Project {
+                input: Box::new(Plan::SeqScan {
+                    rel: from.rel,
+                    filter,
+                }),
+                exprs,
+                over_aggs: false,
+            };
+            if keys.is_empty() {
+                project
+            } else {
+                Plan::Trim {
+                    input: Box::new(Plan::Sort {
+                        input: Box::new(project),
+                        keys,
+                    }),
+                    ncols: ntargets,
+                }
+            }
+        }
+    };
     if query.limit_count.is_some() || query.limit_offset.is_some() {
         plan = Plan::Limit {
             input: Box::new(plan),
@@ -88,6 +189,15 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
         };
     }
     Ok(PlannedStmt { plan, columns })
+}
+
+/// Folds one expression (INSERT values, UPDATE assignments, RETURNING).
+pub fn fold_expr(e: Expr, env: &mut ExecEnv) -> PgResult<Expr> {
+    Folder {
+        env,
+        case_values: Vec::new(),
+    }
+    .fold(e)
 }
 
 struct Folder<'a, 's> {
@@ -116,7 +226,7 @@ impl Folder<'_, '_> {
 
     fn fold(&mut self, e: Expr) -> PgResult<Expr> {
         match e {
-            Expr::Const { .. } => Ok(e),
+            Expr::Const { .. } | Expr::Var { .. } | Expr::Aggref { .. } => Ok(e),
             Expr::CaseTest { ty } => Ok(match self.case_values.last() {
                 Some(Some(v)) => constant(v.clone(), ty, -1),
                 _ => e,

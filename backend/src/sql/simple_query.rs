@@ -18,10 +18,12 @@
 use super::analyze::{analyze_select, ParseState};
 use super::datetime::{self, TimeZone};
 use super::eval::ExecEnv;
-use super::execute::run_select;
+use super::execute::{run_select, ScanCtx};
 use super::io::IoContext;
+use super::modify;
 use super::parser::{self, char_position, RawStatement};
 use super::plan::plan_query;
+use super::tables;
 use super::utility;
 use crate::dest::Dest;
 use crate::session::Session;
@@ -42,11 +44,13 @@ pub fn exec_simple_query(
         Ok(s) => s,
         Err(e) => {
             session.xact.abort_current(&mut session.settings);
+            finish_storage_xact(session)?;
             return Err(e);
         }
     };
     if statements.is_empty() {
         session.xact.commit_command(&mut session.settings);
+        finish_storage_xact(session)?;
         return dest.empty_query();
     }
     let implicit_block = statements.len() > 1;
@@ -54,10 +58,20 @@ pub fn exec_simple_query(
         let last = i + 1 == statements.len();
         if let Err(e) = exec_statement(session, query_string, stmt, implicit_block, last, dest) {
             session.xact.abort_current(&mut session.settings);
+            finish_storage_xact(session)?;
             return Err(e);
         }
     }
     Ok(())
+}
+
+/// Ends the transaction in the storage engine once `xact.rs` ended it
+/// (committed or aborted); a no-op otherwise.
+pub fn finish_storage_xact(session: &mut Session) -> PgResult<()> {
+    match session.xact.take_ended() {
+        Some(commit) => tables::end_transaction(session, commit),
+        None => Ok(()),
+    }
 }
 
 fn exec_statement(
@@ -79,6 +93,7 @@ fn exec_statement(
     if implicit_block {
         session.xact.begin_implicit_block();
     }
+    tables::begin_statement(session);
     let tag = dispatch(session, query, &stmt.node, dest)?;
     if last {
         session.xact.end_implicit_block();
@@ -86,6 +101,8 @@ fn exec_statement(
     } else if matches!(stmt.node, N::TransactionStmt(_)) {
         session.xact.commit_command(&mut session.settings);
     }
+    // The commit is durable before its CommandComplete goes out.
+    finish_storage_xact(session)?;
     dest.command_complete(&tag)
 }
 
@@ -106,21 +123,100 @@ fn is_transaction_exit(node: &N) -> bool {
     }
 }
 
+/// An execution environment over the session's settings and identity.
+macro_rules! exec_env {
+    ($session:expr) => {{
+        let io = io_context(&$session.settings, $session.xact.xact_start());
+        ExecEnv::new(
+            Some(&mut $session.settings),
+            io,
+            $session.backend_pid,
+            &$session.user_name,
+            &$session.database_name,
+            $session.xact.xact_start(),
+            $session.xact.stmt_start(),
+        )
+    }};
+}
+
+/// The scan context over the session's engine and current transaction.
+macro_rules! scan_ctx {
+    ($session:expr) => {{
+        let xact = $session.storage.current();
+        let engine = $session.engine.as_mut().ok_or_else(tables::no_storage)?;
+        let snapshot = $session
+            .storage
+            .snapshot
+            .as_ref()
+            .ok_or_else(tables::no_storage)?;
+        ScanCtx {
+            engine,
+            snapshot,
+            xact,
+        }
+    }};
+}
+
 /// Runs one statement; returns its command tag.
 fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -> PgResult<String> {
     match node {
         N::SelectStmt(select) => {
+            let from = tables::resolve_from(session, query, select)?;
+            let has_table = from.is_some();
             let io = io_context(&session.settings, session.xact.xact_start());
-            let mut env = ExecEnv::new(
-                Some(&mut session.settings),
-                io,
-                session.backend_pid,
-                &session.user_name,
-                &session.database_name,
-                session.xact.xact_start(),
-                session.xact.stmt_start(),
-            );
-            run_select_stmt(query, select, &mut env, dest)
+            let analyzed = analyze_select(&ParseState::new(query, &io), select, from)?;
+            let mut env = exec_env!(session);
+            let planned = plan_query(analyzed, &mut env)?;
+            let rows = if has_table {
+                let mut scan = scan_ctx!(session);
+                run_select(&planned, &mut env, Some(&mut scan), dest)?
+            } else {
+                run_select(&planned, &mut env, None, dest)?
+            };
+            Ok(format!("SELECT {rows}"))
+        }
+        N::InsertStmt(s) if session.engine.is_some() => {
+            let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
+            let rel = tables::resolve_relation(session, query, rv)?;
+            check_writable(&rel)?;
+            let io = io_context(&session.settings, session.xact.xact_start());
+            let plan = modify::analyze_insert(&ParseState::new(query, &io), s, rel)?;
+            tables::ensure_xid(session)?;
+            let mut env = exec_env!(session);
+            let mut scan = scan_ctx!(session);
+            modify::run_insert(plan, &mut env, &mut scan, dest)
+        }
+        N::UpdateStmt(s) if session.engine.is_some() => {
+            let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
+            let rel = tables::resolve_relation(session, query, rv)?;
+            check_writable(&rel)?;
+            let io = io_context(&session.settings, session.xact.xact_start());
+            let plan = modify::analyze_update(&ParseState::new(query, &io), s, rel)?;
+            tables::ensure_xid(session)?;
+            let mut env = exec_env!(session);
+            let mut scan = scan_ctx!(session);
+            modify::run_update(plan, &mut env, &mut scan, dest)
+        }
+        N::DeleteStmt(s) if session.engine.is_some() => {
+            let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
+            let rel = tables::resolve_relation(session, query, rv)?;
+            check_writable(&rel)?;
+            let io = io_context(&session.settings, session.xact.xact_start());
+            let plan = modify::analyze_delete(&ParseState::new(query, &io), s, rel)?;
+            tables::ensure_xid(session)?;
+            let mut env = exec_env!(session);
+            let mut scan = scan_ctx!(session);
+            modify::run_delete(plan, &mut env, &mut scan, dest)
+        }
+        N::CreateStmt(s) if session.engine.is_some() => {
+            let io = io_context(&session.settings, session.xact.xact_start());
+            tables::exec_create_table(session, query, &io, s, dest)
+        }
+        N::DropStmt(s)
+            if session.engine.is_some()
+                && pb::ObjectType::from_i32(s.remove_type) == Some(pb::ObjectType::ObjectTable) =>
+        {
+            tables::exec_drop_table(session, query, s, dest)
         }
         N::VariableSetStmt(s) => utility::exec_set(session, s, dest).map(String::from),
         N::VariableShowStmt(s) => utility::exec_show(session, s, dest).map(String::from),
@@ -142,7 +238,8 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
     }
 }
 
-/// Analyzes, plans and runs a SELECT; returns its command tag.
+/// Analyzes, plans and runs a table-less SELECT (the golden tests' entry).
+#[cfg(test)]
 pub fn run_select_stmt(
     query: &str,
     select: &pb::SelectStmt,
@@ -150,10 +247,21 @@ pub fn run_select_stmt(
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
     let io = env.io.clone();
-    let analyzed = analyze_select(&ParseState { query, io: &io }, select)?;
+    let analyzed = analyze_select(&ParseState::new(query, &io), select, None)?;
     let planned = plan_query(analyzed, env)?;
-    let rows = run_select(&planned, env, dest)?;
+    let rows = run_select(&planned, env, None, dest)?;
     Ok(format!("SELECT {rows}"))
+}
+
+/// The system catalogs change only through DDL.
+fn check_writable(rel: &storage::catalog::RelationInfo) -> PgResult<()> {
+    if rel.namespace == storage::catalog::PG_CATALOG_NAMESPACE {
+        return Err(PgError::new(
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            format!("permission denied for table {}", rel.name),
+        ));
+    }
+    Ok(())
 }
 
 /// The settings text I/O depends on, read once per statement.

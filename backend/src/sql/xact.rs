@@ -62,6 +62,9 @@ pub struct TransactionState {
     /// In `Aborted`: whether the top-level transaction's settings were
     /// already rolled back (no savepoint was open when the error came).
     top_aborted: bool,
+    /// Set when the top-level transaction ended (true: committed), until
+    /// the caller ends it in the storage engine too ([`Self::take_ended`]).
+    ended: Option<bool>,
 }
 
 fn warning(code: SqlState, message: &str) -> PgError {
@@ -88,6 +91,11 @@ impl TransactionState {
     /// IsTransactionBlock: inside BEGIN ... COMMIT or an implicit block.
     pub fn in_transaction_block(&self) -> bool {
         !matches!(self.block, BlockState::Default | BlockState::Started)
+    }
+
+    /// Whether a savepoint is open (writes are refused there for now).
+    pub fn has_savepoints(&self) -> bool {
+        !self.savepoints.is_empty()
     }
 
     pub fn is_aborted(&self) -> bool {
@@ -150,6 +158,7 @@ impl TransactionState {
                     None => {
                         settings.at_xact_end(false);
                         self.top_aborted = true;
+                        self.ended = Some(false);
                     }
                 }
                 self.block = BlockState::Aborted;
@@ -270,13 +279,21 @@ impl TransactionState {
     fn finish_aborted(&mut self, settings: &mut conf::Settings) {
         if !self.top_aborted {
             settings.at_xact_end(false);
+            self.ended = Some(false);
         }
         self.savepoints.clear();
         self.block = BlockState::Default;
     }
 
+    /// Whether the top-level transaction ended since the last call, and
+    /// how (true: committed). The storage side of the end follows it.
+    pub fn take_ended(&mut self) -> Option<bool> {
+        self.ended.take()
+    }
+
     fn finish(&mut self, settings: &mut conf::Settings, commit: bool) {
         settings.at_xact_end(commit);
+        self.ended = Some(commit);
         self.savepoints.clear();
         self.block = BlockState::Default;
     }

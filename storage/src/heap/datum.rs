@@ -12,7 +12,13 @@
 //!  float8   701      8    d (8)      IEEE 754 bits, little-endian
 //!  text      25     -1    i (4)      varlena
 //!  varchar 1043     -1    i (4)      varlena (the length limit is the executor's)
+//!  char      18      1    c (1)      one byte (the catalogs' "char")
+//!  name      19     64    c (1)      NUL-padded, at most 63 bytes of text
+//!  oid       26      4    i (4)      u32, little-endian
 //! ```
+//!
+//! `char`, `name` and `oid` are there for the system catalogs; user tables
+//! may use them too.
 //!
 //! Alignment is PostgreSQL's: before a value, the offset from the start of
 //! the tuple is rounded up to the type's `typalign`, and the padding is
@@ -61,6 +67,13 @@ pub const INT4OID: Oid = Oid(23);
 pub const TEXTOID: Oid = Oid(25);
 pub const FLOAT8OID: Oid = Oid(701);
 pub const VARCHAROID: Oid = Oid(1043);
+pub const CHAROID: Oid = Oid(18);
+pub const NAMEOID: Oid = Oid(19);
+pub const OIDOID: Oid = Oid(26);
+
+/// Bytes of a `name` value (PostgreSQL's NAMEDATALEN), the final NUL
+/// included.
+pub const NAMEDATALEN: usize = 64;
 
 /// Largest total size (header included) of a varlena.
 pub const MAX_VARLENA_BYTES: usize = 0x3fff_ffff;
@@ -123,12 +136,20 @@ pub enum Datum {
     Bool(bool),
     /// `text` and `varchar`; always valid UTF-8 (the server encoding).
     Text(String),
+    /// `oid`.
+    Oid(Oid),
+    /// `name`: at most NAMEDATALEN-1 bytes, no NUL.
+    Name(String),
+    /// `"char"`: one byte.
+    Char(u8),
 }
 
 /// `typlen` and `typalign` of a supported built-in type.
 fn builtin_layout(type_oid: Oid) -> Option<(i16, TypAlign)> {
     match type_oid {
-        BOOLOID => Some((1, TypAlign::Char)),
+        BOOLOID | CHAROID => Some((1, TypAlign::Char)),
+        NAMEOID => Some((NAMEDATALEN as i16, TypAlign::Char)),
+        OIDOID => Some((4, TypAlign::Int)),
         INT2OID => Some((2, TypAlign::Short)),
         INT4OID => Some((4, TypAlign::Int)),
         INT8OID | FLOAT8OID => Some((8, TypAlign::Double)),
@@ -237,6 +258,23 @@ pub(super) fn write_datum(
             pad(tuple);
             tuple.extend_from_slice(&v.to_bits().to_le_bytes());
         }
+        (OIDOID, Datum::Oid(v)) => {
+            pad(tuple);
+            tuple.extend_from_slice(&v.0.to_le_bytes());
+        }
+        (CHAROID, Datum::Char(v)) => tuple.push(*v),
+        (NAMEOID, Datum::Name(s)) => {
+            let data = s.as_bytes();
+            if data.len() >= NAMEDATALEN || data.contains(&0) {
+                return Err(TupleError::ValueTooLong {
+                    attnum,
+                    len: data.len(),
+                });
+            }
+            let start = tuple.len();
+            tuple.extend_from_slice(data);
+            tuple.resize(start + NAMEDATALEN, 0);
+        }
         (TEXTOID | VARCHAROID, Datum::Text(s)) => {
             let data = s.as_bytes();
             if data.len() + 1 <= VARATT_SHORT_MAX {
@@ -306,6 +344,18 @@ pub(super) fn read_datum(
             let bits = u64::from_le_bytes(fixed(tuple, at).ok_or_else(short)?);
             (Datum::Float8(f64::from_bits(bits)), 8)
         }
+        OIDOID => (
+            Datum::Oid(Oid(u32::from_le_bytes(fixed(tuple, at).ok_or_else(short)?))),
+            4,
+        ),
+        CHAROID => (Datum::Char(fixed::<1>(tuple, at).ok_or_else(short)?[0]), 1),
+        NAMEOID => {
+            let bytes: [u8; NAMEDATALEN] = fixed(tuple, at).ok_or_else(short)?;
+            let len = bytes.iter().position(|&b| b == 0).unwrap_or(NAMEDATALEN);
+            let text = std::str::from_utf8(&bytes[..len])
+                .map_err(|_| corrupt("name is not valid UTF-8"))?;
+            (Datum::Name(text.to_owned()), NAMEDATALEN)
+        }
         other => {
             return Err(TupleError::UnsupportedType {
                 type_oid: other,
@@ -364,6 +414,9 @@ mod tests {
             (FLOAT8OID, 8, 'd'),
             (TEXTOID, -1, 'i'),
             (VARCHAROID, -1, 'i'),
+            (CHAROID, 1, 'c'),
+            (NAMEOID, 64, 'c'),
+            (OIDOID, 4, 'i'),
         ];
         for (oid, typlen, align) in expect {
             let a = Attribute::new(oid, false).expect("built-in");
@@ -378,6 +431,25 @@ mod tests {
             Attribute::new(Oid(1700), false).is_err(),
             "numeric is not supported yet"
         );
+    }
+
+    #[test]
+    fn catalog_types_round_trip() {
+        let cases = [
+            (OIDOID, Datum::Oid(Oid(16384)), 4),
+            (CHAROID, Datum::Char(b'r'), 1),
+            (NAMEOID, Datum::Name("pg_class".into()), 64),
+        ];
+        for (oid, value, len) in cases {
+            let attr = Attribute::new(oid, true).expect("built-in");
+            let mut t = Vec::new();
+            write_datum(&mut t, 1, &attr, &value).expect("fits");
+            assert_eq!(t.len(), len);
+            assert_eq!(read_datum(&t, 0, 1, &attr), Ok((value, len)));
+        }
+        let attr = Attribute::new(NAMEOID, true).expect("built-in");
+        let long = Datum::Name("n".repeat(64));
+        assert!(write_datum(&mut Vec::new(), 1, &attr, &long).is_err());
     }
 
     #[test]

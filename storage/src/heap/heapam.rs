@@ -382,36 +382,48 @@ pub fn heap_beginscan<'s, 'c, 'a>(
 impl HeapScan<'_, '_, '_> {
     /// The visible tuples of block `b` (pin, shared lock, copy, unlock).
     fn read_page(&mut self, b: BlockNumber) -> Result<Vec<(ItemPointer, Vec<u8>)>, PgError> {
-        let ctx = &mut *self.ctx;
-        let buffers = ctx.buffers;
-        let buf = buffers.read_buffer(
-            &mut *ctx.smgr,
-            ctx.wal,
-            self.rel.locator,
-            ForkNumber::Main,
-            b,
-        )?;
-        let page = buf.lock_shared();
-        let p = Page::new(&*page);
-        let mut out = Vec::new();
-        if p.is_new() {
-            return Ok(out);
-        }
-        for (off, lp) in p.item_ids() {
-            if !lp.is_normal() {
-                continue;
-            }
-            let Some(item) = p.get_item(off)? else {
-                continue;
-            };
-            let h = HeapTupleHeader::read(item)?;
-            let vis = satisfies_mvcc(&h, self.snapshot, self.xact.xid, self.xact.cid, ctx.clog)?;
-            if vis.visible {
-                out.push((ItemPointer::new(b, off), item.to_vec()));
-            }
-        }
-        Ok(out)
+        heap_scan_page(self.ctx, self.rel, b, self.snapshot, self.xact)
     }
+}
+
+/// The relation's length in blocks, for a caller that scans page by page
+/// with [`heap_scan_page`] (an executor that must use the context between
+/// pages, which a [`HeapScan`] holds).
+pub fn heap_nblocks(ctx: &mut HeapContext<'_, '_>, rel: &HeapRelation) -> Result<u32, PgError> {
+    nblocks(ctx, rel)
+}
+
+/// The tuples of block `b` that `snapshot` sees, copied out (pin, shared
+/// lock, copy, unlock): one step of a sequential scan.
+pub fn heap_scan_page(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    b: BlockNumber,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Vec<(ItemPointer, Vec<u8>)>, PgError> {
+    let buffers = ctx.buffers;
+    let buf = buffers.read_buffer(&mut *ctx.smgr, ctx.wal, rel.locator, ForkNumber::Main, b)?;
+    let page = buf.lock_shared();
+    let p = Page::new(&*page);
+    let mut out = Vec::new();
+    if p.is_new() {
+        return Ok(out);
+    }
+    for (off, lp) in p.item_ids() {
+        if !lp.is_normal() {
+            continue;
+        }
+        let Some(item) = p.get_item(off)? else {
+            continue;
+        };
+        let h = HeapTupleHeader::read(item)?;
+        let vis = satisfies_mvcc(&h, snapshot, xact.xid, xact.cid, ctx.clog)?;
+        if vis.visible {
+            out.push((ItemPointer::new(b, off), item.to_vec()));
+        }
+    }
+    Ok(out)
 }
 
 impl Iterator for HeapScan<'_, '_, '_> {

@@ -25,6 +25,6 @@ mod cross_process_tests;
 #[cfg(test)]
 mod redo_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

@@ -132,6 +132,7 @@
 //! records, which always reserve ahead of any oid in use (P9).
 
 pub mod conflict;
+pub mod inval;
 pub mod procarray;
 pub mod shared;
 pub mod snapshot;

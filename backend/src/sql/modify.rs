@@ -1,0 +1,710 @@
+//! INSERT, UPDATE and DELETE on one table (PostgreSQL's transformInsertStmt
+//! and friends, and nodeModifyTable.c).
+//!
+//! Analysis turns each new value into an expression of the column's type
+//! (assignment coercion, so `insert into t(i) values ('1')` works and a
+//! varchar(n) value is length-checked); execution scans the table a block at
+//! a time with the statement's snapshot, and changes each matching row
+//! through `storage::heap::{heap_insert, update_row, delete_row}`, which
+//! wait for concurrent writers and, under read committed, hand the newest
+//! version of a concurrently updated row back here to be re-checked
+//! against the WHERE clause (PostgreSQL's EvalPlanQual).
+//!
+//! # Rules
+//!
+//! 1. Rows are changed with the statement's command id, so the scan never
+//!    sees the versions the statement itself makes (no row is updated
+//!    twice).
+//! 2. NOT NULL is checked on the row as it will be stored, with
+//!    PostgreSQL's message and `Failing row contains (...)` detail.
+//! 3. A value is converted to its column's stored form only after every
+//!    check passed; nothing is written for a row that fails one.
+
+use std::sync::Arc;
+
+use pg_query::protobuf::{self as pb, node::Node as N, Node};
+use pgerror::{PgError, PgResult, SqlState};
+use storage::catalog::RelationInfo;
+use storage::heap::datum::Datum as Stored;
+use storage::heap::{delete_row, heap_insert, update_row, HeapRelation, RowOutcome};
+use storage::types::Oid;
+
+use super::analyze::{figure_colname, scope_of, ParseState, Scope};
+use super::analyze_expr::{expr_location, transform_expr};
+use super::casts::CoercionContext;
+use super::coerce::{coerce, coerce_to_boolean, Located};
+use super::datum::Datum;
+use super::eval::{eval, ExecEnv};
+use super::execute::{from_stored, open_heap, scan_block, ScanCtx};
+use super::expr::{Expr, RangeTable, TargetEntry};
+use super::io;
+use super::parser::inner;
+use super::plan::{fold_expr, OutputColumn};
+use super::types::{self, TypeOid};
+use crate::dest::{Dest, FieldDesc};
+
+/// RETURNING: output columns and their expressions over the changed row.
+pub struct Returning {
+    pub columns: Vec<OutputColumn>,
+    pub exprs: Vec<Expr>,
+}
+
+pub struct InsertPlan {
+    pub rel: Arc<RelationInfo>,
+    /// For each row, one expression per table column (NULL where none).
+    pub rows: Vec<Vec<Expr>>,
+    pub returning: Option<Returning>,
+}
+
+pub struct UpdatePlan {
+    pub rel: Arc<RelationInfo>,
+    pub qual: Option<Expr>,
+    /// (column index, new value over the old row).
+    pub assignments: Vec<(usize, Expr)>,
+    pub returning: Option<Returning>,
+}
+
+pub struct DeletePlan {
+    pub rel: Arc<RelationInfo>,
+    pub qual: Option<Expr>,
+    pub returning: Option<Returning>,
+}
+
+fn range_table(rel: Arc<RelationInfo>, rv: &pb::RangeVar) -> RangeTable {
+    let name = rv
+        .alias
+        .as_ref()
+        .map(|a| a.aliasname.clone())
+        .unwrap_or_else(|| rv.relname.clone());
+    RangeTable { rel, name }
+}
+
+fn scoped<'a>(base: &ParseState<'a>, scope: &'a Scope) -> ParseState<'a> {
+    ParseState {
+        query: base.query,
+        io: base.io,
+        scope: Some(scope),
+        aggs: None,
+    }
+}
+
+/// A value for column `col` (assignment coercion), with PostgreSQL's
+/// `42804 column "c" is of type T but expression is of type U`.
+fn assign(ps: &ParseState, rel: &RelationInfo, col: usize, node: &Node) -> PgResult<Expr> {
+    let c = &rel.columns[col];
+    let ty = TypeOid(c.type_oid.0);
+    if let Some(N::SetToDefault(_)) = inner(node) {
+        // No column has a default yet: DEFAULT is NULL.
+        return Ok(Expr::null_of(ty));
+    }
+    let expr = transform_expr(ps, node)?;
+    let location = expr_location(node);
+    let source = expr.type_oid();
+    match coerce(
+        ps,
+        Located { expr, location },
+        ty,
+        c.typmod,
+        CoercionContext::Assignment,
+    )? {
+        Some(e) => Ok(e),
+        None => Err(ps.error_at(
+            PgError::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!(
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    c.name,
+                    types::format_type(ty),
+                    types::format_type(source)
+                ),
+            )
+            .with_hint("You will need to rewrite or cast the expression."),
+            location,
+        )),
+    }
+}
+
+fn column_index(ps: &ParseState, rel: &RelationInfo, name: &str, location: i32) -> PgResult<usize> {
+    rel.columns
+        .iter()
+        .position(|c| c.name == name)
+        .ok_or_else(|| {
+            ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{name}\" of relation \"{}\" does not exist",
+                        rel.name
+                    ),
+                ),
+                location,
+            )
+        })
+}
+
+fn analyze_returning(ps: &ParseState, list: &[Node], scope: &Scope) -> PgResult<Option<Returning>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let ps = scoped(ps, scope);
+    let mut targets: Vec<TargetEntry> = Vec::new();
+    for item in list {
+        let Some(N::ResTarget(rt)) = inner(item) else {
+            return Err(PgError::internal("RETURNING item is not a ResTarget"));
+        };
+        let val = rt
+            .val
+            .as_deref()
+            .ok_or_else(|| PgError::internal("ResTarget without a value"))?;
+        if let Some(N::ColumnRef(cr)) = inner(val) {
+            if cr
+                .fields
+                .last()
+                .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))))
+            {
+                for (index, c) in scope.columns.iter().enumerate() {
+                    targets.push(TargetEntry {
+                        expr: Expr::Var {
+                            index,
+                            ty: c.ty,
+                            typmod: c.typmod,
+                        },
+                        name: c.name.clone(),
+                    });
+                }
+                continue;
+            }
+        }
+        let mut expr = transform_expr(&ps, val)?;
+        if expr.type_oid() == TypeOid::UNKNOWN {
+            let location = expr_location(val);
+            expr = coerce(
+                &ps,
+                Located { expr, location },
+                TypeOid::TEXT,
+                -1,
+                CoercionContext::Implicit,
+            )?
+            .expect("unknown coerces to text");
+        }
+        let name = if rt.name.is_empty() {
+            figure_colname(val)
+        } else {
+            rt.name.clone()
+        };
+        targets.push(TargetEntry { expr, name });
+    }
+    Ok(Some(Returning {
+        columns: targets
+            .iter()
+            .map(|t| OutputColumn {
+                name: t.name.clone(),
+                ty: t.expr.type_oid(),
+                typmod: t.expr.typmod(),
+            })
+            .collect(),
+        exprs: targets.into_iter().map(|t| t.expr).collect(),
+    }))
+}
+
+pub fn analyze_insert(
+    ps: &ParseState,
+    stmt: &pb::InsertStmt,
+    rel: Arc<RelationInfo>,
+) -> PgResult<InsertPlan> {
+    let rv = stmt.relation.as_ref().expect("resolved by the caller");
+    if stmt.with_clause.is_some() {
+        return Err(PgError::unsupported("WITH is not supported yet"));
+    }
+    if stmt.on_conflict_clause.is_some() {
+        return Err(PgError::unsupported("ON CONFLICT is not supported yet"));
+    }
+    let mut target_cols = Vec::new();
+    for c in &stmt.cols {
+        let Some(N::ResTarget(rt)) = inner(c) else {
+            return Err(PgError::internal("INSERT column is not a ResTarget"));
+        };
+        if !rt.indirection.is_empty() {
+            return Err(ps.unsupported_at("subscripts and fields in INSERT columns", rt.location));
+        }
+        let i = column_index(ps, &rel, &rt.name, rt.location)?;
+        if target_cols.contains(&i) {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{}\" specified more than once", rt.name),
+                ),
+                rt.location,
+            ));
+        }
+        target_cols.push(i);
+    }
+    let explicit_columns = !stmt.cols.is_empty();
+    let mut rows = Vec::new();
+    let select = match stmt.select_stmt.as_deref().and_then(inner) {
+        Some(N::SelectStmt(s)) => s,
+        None => {
+            // INSERT ... DEFAULT VALUES.
+            rows.push(
+                rel.columns
+                    .iter()
+                    .map(|c| Expr::null_of(TypeOid(c.type_oid.0)))
+                    .collect(),
+            );
+            return Ok(InsertPlan {
+                returning: analyze_returning(
+                    ps,
+                    &stmt.returning_list,
+                    &scope_of(&range_table(rel.clone(), rv)),
+                )?,
+                rel,
+                rows,
+            });
+        }
+        _ => {
+            return Err(PgError::unsupported(
+                "this INSERT source is not supported yet",
+            ))
+        }
+    };
+    if select.values_lists.is_empty() {
+        return Err(PgError::unsupported(
+            "INSERT ... SELECT is not supported yet",
+        ));
+    }
+    let mut first_len = None;
+    for list in &select.values_lists {
+        let Some(N::List(values)) = inner(list) else {
+            return Err(PgError::internal("VALUES row is not a list"));
+        };
+        match first_len {
+            None => first_len = Some(values.items.len()),
+            Some(n) if n != values.items.len() => {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState::SYNTAX_ERROR,
+                        "VALUES lists must all be the same length",
+                    ),
+                    values.items.first().map(expr_location).unwrap_or(-1),
+                ))
+            }
+            Some(_) => {}
+        }
+        if !explicit_columns {
+            // Without a column list, the values fill the first columns.
+            target_cols = (0..values.items.len().min(rel.columns.len())).collect();
+        }
+        if values.items.len() > target_cols.len() {
+            let extra = &values.items[target_cols.len()];
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::SYNTAX_ERROR,
+                    "INSERT has more expressions than target columns",
+                ),
+                expr_location(extra),
+            ));
+        }
+        if values.items.len() < target_cols.len() {
+            let location = match stmt.cols.get(values.items.len()).and_then(inner) {
+                Some(N::ResTarget(rt)) => rt.location,
+                _ => values.items.first().map(expr_location).unwrap_or(-1),
+            };
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::SYNTAX_ERROR,
+                    "INSERT has more target columns than expressions",
+                ),
+                location,
+            ));
+        }
+        let mut row: Vec<Expr> = rel
+            .columns
+            .iter()
+            .map(|c| Expr::null_of(TypeOid(c.type_oid.0)))
+            .collect();
+        for (node, &col) in values.items.iter().zip(&target_cols) {
+            row[col] = assign(ps, &rel, col, node)?;
+        }
+        rows.push(row);
+    }
+    let returning = analyze_returning(
+        ps,
+        &stmt.returning_list,
+        &scope_of(&range_table(rel.clone(), rv)),
+    )?;
+    Ok(InsertPlan {
+        rel,
+        rows,
+        returning,
+    })
+}
+
+pub fn analyze_update(
+    ps: &ParseState,
+    stmt: &pb::UpdateStmt,
+    rel: Arc<RelationInfo>,
+) -> PgResult<UpdatePlan> {
+    let rv = stmt.relation.as_ref().expect("resolved by the caller");
+    if !stmt.from_clause.is_empty() {
+        return Err(PgError::unsupported("UPDATE ... FROM is not supported yet"));
+    }
+    if stmt.with_clause.is_some() {
+        return Err(PgError::unsupported("WITH is not supported yet"));
+    }
+    let scope = scope_of(&range_table(rel.clone(), rv));
+    let sps = scoped(ps, &scope);
+    let mut assignments: Vec<(usize, Expr)> = Vec::new();
+    for t in &stmt.target_list {
+        let Some(N::ResTarget(rt)) = inner(t) else {
+            return Err(PgError::internal("SET item is not a ResTarget"));
+        };
+        if !rt.indirection.is_empty() {
+            return Err(ps.unsupported_at("subscripts and fields in SET", rt.location));
+        }
+        let val = rt
+            .val
+            .as_deref()
+            .ok_or_else(|| PgError::internal("SET without a value"))?;
+        if let Some(N::MultiAssignRef(_)) = inner(val) {
+            return Err(ps.unsupported_at("SET (a, b) = ...", rt.location));
+        }
+        let col = column_index(ps, &rel, &rt.name, rt.location)?;
+        if assignments.iter().any(|(c, _)| *c == col) {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("multiple assignments to same column \"{}\"", rt.name),
+                ),
+                rt.location,
+            ));
+        }
+        assignments.push((col, assign(&sps, &rel, col, val)?));
+    }
+    let qual = match stmt.where_clause.as_deref() {
+        Some(w) => Some(where_clause(&sps, w)?),
+        None => None,
+    };
+    let returning = analyze_returning(ps, &stmt.returning_list, &scope)?;
+    Ok(UpdatePlan {
+        rel,
+        qual,
+        assignments,
+        returning,
+    })
+}
+
+pub fn analyze_delete(
+    ps: &ParseState,
+    stmt: &pb::DeleteStmt,
+    rel: Arc<RelationInfo>,
+) -> PgResult<DeletePlan> {
+    let rv = stmt.relation.as_ref().expect("resolved by the caller");
+    if !stmt.using_clause.is_empty() {
+        return Err(PgError::unsupported(
+            "DELETE ... USING is not supported yet",
+        ));
+    }
+    if stmt.with_clause.is_some() {
+        return Err(PgError::unsupported("WITH is not supported yet"));
+    }
+    let scope = scope_of(&range_table(rel.clone(), rv));
+    let sps = scoped(ps, &scope);
+    let qual = match stmt.where_clause.as_deref() {
+        Some(w) => Some(where_clause(&sps, w)?),
+        None => None,
+    };
+    let returning = analyze_returning(ps, &stmt.returning_list, &scope)?;
+    Ok(DeletePlan {
+        rel,
+        qual,
+        returning,
+    })
+}
+
+fn where_clause(ps: &ParseState, w: &Node) -> PgResult<Expr> {
+    let expr = transform_expr(ps, w)?;
+    coerce_to_boolean(
+        ps,
+        Located {
+            expr,
+            location: expr_location(w),
+        },
+        "WHERE",
+    )
+}
+
+/// The executor value as stored in a column of type `ty`.
+fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
+    use storage::heap::datum as sd;
+    Ok(Some(match (v, ty) {
+        (Datum::Null, _) => return Ok(None),
+        (Datum::Bool(b), sd::BOOLOID) => Stored::Bool(*b),
+        (Datum::Int2(x), sd::INT2OID) => Stored::Int2(*x),
+        (Datum::Int4(x), sd::INT4OID) => Stored::Int4(*x),
+        (Datum::Int8(x), sd::INT8OID) => Stored::Int8(*x),
+        (Datum::Float8(x), sd::FLOAT8OID) => Stored::Float8(*x),
+        (Datum::Text(s), sd::TEXTOID | sd::VARCHAROID) => Stored::Text(s.clone()),
+        (Datum::Text(s), sd::NAMEOID) => Stored::Name(s.clone()),
+        (Datum::Oid(o), sd::OIDOID) => Stored::Oid(Oid(*o)),
+        (v, ty) => {
+            return Err(PgError::internal(format!(
+                "value {v:?} does not fit a column of type {ty}"
+            )))
+        }
+    }))
+}
+
+/// Checks NOT NULL and forms the tuple of `row` (rules 2 and 3).
+fn form_row(
+    env: &ExecEnv,
+    rel: &RelationInfo,
+    heap: &HeapRelation,
+    row: &[Datum],
+) -> PgResult<Vec<u8>> {
+    for (c, v) in rel.columns.iter().zip(row) {
+        if c.not_null && v.is_null() {
+            return Err(PgError::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    c.name, rel.name
+                ),
+            )
+            .with_detail(format!(
+                "Failing row contains ({}).",
+                failing_row(env, rel, row)
+            )));
+        }
+    }
+    let stored = rel
+        .columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| to_stored(v, c.type_oid))
+        .collect::<PgResult<Vec<_>>>()?;
+    heap.form(&stored)
+}
+
+/// `1, null, abc`, as PostgreSQL's ExecBuildSlotValueDescription.
+fn failing_row(env: &ExecEnv, rel: &RelationInfo, row: &[Datum]) -> String {
+    rel.columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| {
+            if v.is_null() {
+                "null".to_string()
+            } else {
+                io::output(v, TypeOid(c.type_oid.0), &env.io)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fold_all(exprs: Vec<Expr>, env: &mut ExecEnv) -> PgResult<Vec<Expr>> {
+    exprs.into_iter().map(|e| fold_expr(e, env)).collect()
+}
+
+/// Sends RowDescription for RETURNING (before the first row changes, as
+/// PostgreSQL does).
+fn start_returning(r: &Option<Returning>, dest: &mut dyn Dest) -> PgResult<()> {
+    if let Some(r) = r {
+        let fields: Vec<FieldDesc> = r
+            .columns
+            .iter()
+            .map(|c| FieldDesc {
+                name: c.name.clone(),
+                table_oid: 0,
+                column_attr: 0,
+                type_oid: c.ty.0,
+                type_len: types::type_info(c.ty).len,
+                type_mod: c.typmod,
+                format: 0,
+            })
+            .collect();
+        dest.row_description(&fields)?;
+    }
+    Ok(())
+}
+
+fn send_returning(
+    r: &Option<Returning>,
+    env: &mut ExecEnv,
+    row: Vec<Datum>,
+    dest: &mut dyn Dest,
+) -> PgResult<()> {
+    let Some(r) = r else { return Ok(()) };
+    env.row = row;
+    let mut text = Vec::with_capacity(r.exprs.len());
+    for (e, c) in r.exprs.iter().zip(&r.columns) {
+        let v = eval(e, env)?;
+        text.push((!v.is_null()).then(|| io::output(&v, c.ty, &env.io)));
+    }
+    dest.data_row(&text)
+}
+
+fn interrupts() -> impl FnMut() -> PgResult<()> {
+    crate::interrupts::check_for_interrupts
+}
+
+pub fn run_insert(
+    plan: InsertPlan,
+    env: &mut ExecEnv,
+    scan: &mut ScanCtx<'_>,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    let (heap, _) = open_heap(scan, &plan.rel)?;
+    let returning = fold_returning(plan.returning, env)?;
+    start_returning(&returning, dest)?;
+    let mut n = 0u64;
+    for row in plan.rows {
+        let exprs = fold_all(row, env)?;
+        let values = exprs
+            .iter()
+            .map(|e| eval(e, env))
+            .collect::<PgResult<Vec<_>>>()?;
+        let tuple = form_row(env, &plan.rel, &heap, &values)?;
+        heap_insert(&mut scan.engine.heap_ctx(), &heap, &scan.xact, &tuple)?;
+        send_returning(&returning, env, values, dest)?;
+        n += 1;
+    }
+    Ok(format!("INSERT 0 {n}"))
+}
+
+fn fold_returning(r: Option<Returning>, env: &mut ExecEnv) -> PgResult<Option<Returning>> {
+    r.map(|r| {
+        Ok(Returning {
+            exprs: fold_all(r.exprs, env)?,
+            columns: r.columns,
+        })
+    })
+    .transpose()
+}
+
+fn matches(qual: Option<&Expr>, env: &mut ExecEnv, row: Vec<Datum>) -> PgResult<bool> {
+    env.row = row;
+    Ok(match qual {
+        None => true,
+        Some(q) => eval(q, env)?.as_bool() == Some(true),
+    })
+}
+
+fn deform(heap: &HeapRelation, bytes: &[u8]) -> PgResult<Vec<Datum>> {
+    Ok(heap.deform(bytes)?.into_iter().map(from_stored).collect())
+}
+
+pub fn run_update(
+    plan: UpdatePlan,
+    env: &mut ExecEnv,
+    scan: &mut ScanCtx<'_>,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    let (heap, nblocks) = open_heap(scan, &plan.rel)?;
+    let qual = plan.qual.map(|q| fold_expr(q, env)).transpose()?;
+    let assignments = plan
+        .assignments
+        .into_iter()
+        .map(|(c, e)| Ok((c, fold_expr(e, env)?)))
+        .collect::<PgResult<Vec<_>>>()?;
+    let returning = fold_returning(plan.returning, env)?;
+    start_returning(&returning, dest)?;
+    let rel = &plan.rel;
+    // The new row from an old one (None: it no longer matches).
+    let new_row = |env: &mut ExecEnv, old: Vec<Datum>| -> PgResult<Option<Vec<Datum>>> {
+        if !matches(qual.as_ref(), env, old)? {
+            return Ok(None);
+        }
+        let mut new = env.row.clone();
+        for (c, e) in &assignments {
+            new[*c] = eval(e, env)?;
+        }
+        Ok(Some(new))
+    };
+    let mut n = 0u64;
+    for block in 0..nblocks {
+        crate::interrupts::check_for_interrupts()?;
+        for (tid, old) in scan_block(scan, &heap, block)? {
+            let Some(new) = new_row(env, old)? else {
+                continue;
+            };
+            let tuple = form_row(env, rel, &heap, &new)?;
+            let mut final_row = Some(new);
+            let outcome = {
+                let final_row = &mut final_row;
+                let env = &mut *env;
+                let mut recheck = |newer: &[u8]| -> PgResult<Option<Vec<u8>>> {
+                    let old = deform(&heap, newer)?;
+                    match new_row(env, old)? {
+                        Some(row) => {
+                            let t = form_row(env, rel, &heap, &row)?;
+                            *final_row = Some(row);
+                            Ok(Some(t))
+                        }
+                        None => Ok(None),
+                    }
+                };
+                update_row(
+                    &mut scan.engine.heap_ctx(),
+                    &heap,
+                    &scan.xact,
+                    tid,
+                    tuple,
+                    &mut recheck,
+                    &mut interrupts(),
+                )?
+            };
+            if let RowOutcome::Updated { .. } = outcome {
+                n += 1;
+                if let Some(row) = final_row {
+                    send_returning(&returning, env, row, dest)?;
+                }
+            }
+        }
+    }
+    Ok(format!("UPDATE {n}"))
+}
+
+pub fn run_delete(
+    plan: DeletePlan,
+    env: &mut ExecEnv,
+    scan: &mut ScanCtx<'_>,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    let (heap, nblocks) = open_heap(scan, &plan.rel)?;
+    let qual = plan.qual.map(|q| fold_expr(q, env)).transpose()?;
+    let returning = fold_returning(plan.returning, env)?;
+    start_returning(&returning, dest)?;
+    let mut n = 0u64;
+    for block in 0..nblocks {
+        crate::interrupts::check_for_interrupts()?;
+        for (tid, row) in scan_block(scan, &heap, block)? {
+            if !matches(qual.as_ref(), env, row.clone())? {
+                continue;
+            }
+            let mut deleted_row = row;
+            let outcome = {
+                let env = &mut *env;
+                let deleted_row = &mut deleted_row;
+                let mut recheck = |newer: &[u8]| -> PgResult<bool> {
+                    let row = deform(&heap, newer)?;
+                    let ok = matches(qual.as_ref(), env, row.clone())?;
+                    *deleted_row = row;
+                    Ok(ok)
+                };
+                delete_row(
+                    &mut scan.engine.heap_ctx(),
+                    &heap,
+                    &scan.xact,
+                    tid,
+                    &mut recheck,
+                    &mut interrupts(),
+                )?
+            };
+            if let RowOutcome::Deleted { .. } = outcome {
+                n += 1;
+                send_returning(&returning, env, deleted_row, dest)?;
+            }
+        }
+    }
+    Ok(format!("DELETE {n}"))
+}

@@ -1,0 +1,689 @@
+//! The session's side of the storage engine: its transaction as the engine
+//! sees it (xid, command id, snapshots), its relation cache, and the DDL
+//! that changes the catalogs (CREATE TABLE, DROP TABLE).
+//!
+//! # The transaction, step by step
+//!
+//! 1. Each statement starts with [`begin_statement`]: read the shared
+//!    invalidation queue (drop stale cache entries), advance the command id
+//!    if the previous statement wrote, and take the statement's snapshot
+//!    (read committed: a new one each statement; repeatable read and
+//!    serializable: the first one, kept for the transaction).
+//! 2. The first write assigns an xid ([`ensure_xid`]), which also extends
+//!    the commit log.
+//! 3. When `xact.rs` says the transaction ended, [`end_transaction`] makes
+//!    it so: on commit a commit record (flushed when `synchronous_commit`
+//!    is on, else left to the walwriter), the commit log, the proc array,
+//!    then the files of dropped tables and the invalidation messages for
+//!    other backends; on abort an abort record, the files of tables created
+//!    by the transaction, and our own cache.
+//!
+//! # Rules
+//!
+//! 1. (T1) Commit order: WAL record (and flush) before the commit log says
+//!    committed; the commit log before the xid leaves the proc array (so
+//!    no snapshot sees it gone but not committed); invalidations after.
+//! 2. (T2) A transaction's own catalog changes are visible to its later
+//!    statements (command ids), so the relation cache is emptied after
+//!    every DDL statement and at every abort.
+//! 3. (T3) Writes inside a savepoint are refused (`0A000`): rolling back to
+//!    a savepoint would need subtransactions, which do not exist yet.
+//!
+//! # Known gaps
+//!
+//! There is no lock manager yet: a DROP TABLE does not wait for sessions
+//! using the table, and two sessions may create the same table name at
+//! once (both commit; lookups then find the first). Both come with the
+//! heavyweight lock table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pg_query::protobuf::{self as pb, node::Node as N};
+use pgerror::{PgError, PgResult, Severity, SqlState};
+use storage::catalog::{self, NewColumn, RelationInfo};
+use storage::clog::XidStatus;
+use storage::heap::CurrentXact;
+use storage::recovery::SmgrCreate;
+use storage::transam::inval::{InvalAction, InvalMessage};
+use storage::transam::{IsolationLevel, OidAssignMode, Snapshot, XactAbort, XactCommit};
+use storage::types::{ForkNumber, Lsn, Oid, RelFileLocator, Xid};
+
+use super::analyze::ParseState;
+use super::analyze_expr::typename_type;
+use super::expr::RangeTable;
+use super::io::IoContext;
+use super::parser::{char_position, inner, string_value};
+use super::types::TypeOid;
+use crate::dest::Dest;
+use crate::session::Session;
+
+/// The engine's view of the session's current transaction.
+#[derive(Debug)]
+pub struct StorageXact {
+    /// INVALID until the first write.
+    pub xid: Xid,
+    /// The current statement's command id.
+    pub cid: u32,
+    /// Whether the current statement wrote (the next one gets a new cid).
+    pub wrote: bool,
+    /// The current statement's snapshot (step 1).
+    pub snapshot: Option<Snapshot>,
+    /// Repeatable read: the transaction's snapshot is taken.
+    pub isolation: IsolationLevel,
+    xact_snapshot_taken: bool,
+    /// Files created by the transaction: removed if it aborts.
+    created: Vec<RelFileLocator>,
+    /// Files of tables the transaction dropped: removed when it commits.
+    dropped: Vec<RelFileLocator>,
+    /// What other backends must forget when it commits.
+    inval: Vec<InvalMessage>,
+}
+
+impl Default for StorageXact {
+    fn default() -> Self {
+        StorageXact {
+            xid: Xid::INVALID,
+            cid: 0,
+            wrote: false,
+            snapshot: None,
+            isolation: IsolationLevel::ReadCommitted,
+            xact_snapshot_taken: false,
+            created: Vec::new(),
+            dropped: Vec::new(),
+            inval: Vec::new(),
+        }
+    }
+}
+
+impl StorageXact {
+    pub fn current(&self) -> CurrentXact {
+        CurrentXact {
+            xid: self.xid,
+            cid: self.cid,
+            isolation: self.isolation,
+        }
+    }
+}
+
+/// Relations this session looked up, by (schema, name).
+#[derive(Debug, Default)]
+pub struct RelCache {
+    by_name: HashMap<(Oid, String), Arc<RelationInfo>>,
+    /// Next shared invalidation message to read.
+    pub inval_seq: u64,
+}
+
+impl RelCache {
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+    }
+
+    fn invalidate(&mut self, db: Oid, msgs: &[InvalMessage]) {
+        for m in msgs {
+            if m.db == db || m.db == Oid(0) {
+                if m.rel == Oid(0) {
+                    self.by_name.clear();
+                    return;
+                }
+                self.by_name.retain(|_, r| r.oid != m.rel);
+            }
+        }
+    }
+}
+
+fn isolation_of(setting: &str) -> IsolationLevel {
+    match setting {
+        "repeatable read" => IsolationLevel::RepeatableRead,
+        "serializable" => IsolationLevel::Serializable,
+        "read uncommitted" => IsolationLevel::ReadUncommitted,
+        _ => IsolationLevel::ReadCommitted,
+    }
+}
+
+/// Step 1.
+pub fn begin_statement(session: &mut Session) {
+    let Some(engine) = session.engine.as_mut() else {
+        return;
+    };
+    match engine.inval.receive(&mut session.relcache.inval_seq) {
+        None => {}
+        Some(InvalAction::ResetAll) => session.relcache.clear(),
+        Some(InvalAction::Relations(msgs)) => session.relcache.invalidate(engine.db, &msgs),
+    }
+    let sx = &mut session.storage;
+    if sx.wrote {
+        sx.cid += 1;
+        sx.wrote = false;
+    }
+    if !sx.xact_snapshot_taken {
+        sx.isolation = isolation_of(&session.settings.get_str("transaction_isolation"));
+    }
+    let keep = sx.xact_snapshot_taken
+        && matches!(
+            sx.isolation,
+            IsolationLevel::RepeatableRead | IsolationLevel::Serializable
+        );
+    if !keep {
+        let snap = sx.snapshot.get_or_insert_with(|| Snapshot {
+            xmin: Xid::INVALID,
+            xmax: Xid::INVALID,
+            xip: Vec::new(),
+        });
+        engine.transam.take_snapshot_into(engine.proc, snap);
+        sx.xact_snapshot_taken = true;
+    }
+}
+
+/// Step 2: the transaction's xid, assigned at its first write.
+pub fn ensure_xid(session: &mut Session) -> PgResult<Xid> {
+    if session.xact.has_savepoints() {
+        return Err(PgError::unsupported(
+            "changing tables inside a savepoint is not supported yet",
+        ));
+    }
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let sx = &mut session.storage;
+    sx.wrote = true;
+    if !sx.xid.is_normal() {
+        let clog = &engine.clog;
+        sx.xid = engine
+            .transam
+            .assign_xid_with(engine.proc, |x| clog.extend_to(x))
+            .map_err(PgError::from)?;
+    }
+    Ok(sx.xid)
+}
+
+pub fn no_storage() -> PgError {
+    PgError::internal("this session has no access to storage")
+}
+
+/// Step 3.
+pub fn end_transaction(session: &mut Session, commit: bool) -> PgResult<()> {
+    let sx = std::mem::take(&mut session.storage);
+    let Some(engine) = session.engine.as_mut() else {
+        return Ok(());
+    };
+    if !sx.xid.is_normal() {
+        engine.transam.reset_xmin(engine.proc);
+        return Ok(());
+    }
+    let now = super::datetime::from_system_time(std::time::SystemTime::now());
+    if commit {
+        let synchronous = session.settings.get_str("synchronous_commit") != "off";
+        let record = XactCommit {
+            xid: sx.xid,
+            commit_time_us: now,
+            subxacts: Vec::new(),
+            dropped_rels: sx.dropped.clone(),
+            inval_flags: 0,
+        }
+        .assemble()
+        .map_err(|e| PgError::internal(format!("commit record: {e:?}")))?;
+        // From here on a failure leaves the outcome unknown: PANIC, as
+        // PostgreSQL's commit critical section does.
+        let at = engine.wal.insert(record).map_err(|e| panic_error(&e))?;
+        if synchronous {
+            engine.wal.flush(at.end).map_err(|e| panic_error(&e))?;
+        }
+        let async_lsn = if synchronous { Lsn::INVALID } else { at.end };
+        engine
+            .clog
+            .set_status(sx.xid, XidStatus::Committed, async_lsn)
+            .map_err(|e| PgError::from(e).with_severity(Severity::Panic))?;
+        engine.transam.end_transaction(engine.proc, sx.xid);
+        for rel in &sx.dropped {
+            drop_files(engine, *rel);
+        }
+        engine.inval.send(&sx.inval);
+    } else {
+        let record = XactAbort {
+            xid: sx.xid,
+            abort_time_us: now,
+            subxacts: Vec::new(),
+            dropped_rels: sx.created.clone(),
+        }
+        .assemble()
+        .map_err(|e| PgError::internal(format!("abort record: {e:?}")))?;
+        engine.wal.insert(record).map_err(|e| panic_error(&e))?;
+        engine
+            .clog
+            .set_status(sx.xid, XidStatus::Aborted, Lsn::INVALID)
+            .map_err(|e| PgError::from(e).with_severity(Severity::Panic))?;
+        engine.transam.end_transaction(engine.proc, sx.xid);
+        for rel in &sx.created {
+            drop_files(engine, *rel);
+        }
+        if !sx.inval.is_empty() {
+            session.relcache.clear();
+        }
+    }
+    Ok(())
+}
+
+fn panic_error(e: &storage::wal::WalError) -> PgError {
+    storage::wal::wal_error_to_pg(e).with_severity(Severity::Panic)
+}
+
+/// Forgets a relation's buffers and removes its files (the main fork's
+/// first segment stays as a tombstone until the next checkpoint).
+fn drop_files(engine: &mut crate::engine::Engine, rel: RelFileLocator) {
+    // Only the main fork exists so far (no free space or visibility map).
+    if let Err(e) =
+        engine
+            .buffers
+            .drop_relation_buffers(rel, ForkNumber::Main, storage::types::BlockNumber(0))
+    {
+        log::warn!("{}", PgError::from(e).message);
+    }
+    if let Err(e) = engine.smgr.unlink(rel, None, false) {
+        log::warn!("{}", PgError::from(e).message);
+    }
+}
+
+/// `name` or `schema.name` of a RangeVar, for messages.
+pub fn display_name(rv: &pb::RangeVar) -> String {
+    if rv.schemaname.is_empty() {
+        rv.relname.clone()
+    } else {
+        format!("{}.{}", rv.schemaname, rv.relname)
+    }
+}
+
+fn located(query: &str, e: PgError, location: i32) -> PgError {
+    match char_position(query, location) {
+        Some(p) if e.position.is_none() => e.with_position(p),
+        _ => e,
+    }
+}
+
+/// The schemas an unqualified name is looked up in, in order.
+const SEARCH_PATH: [Oid; 2] = [catalog::PG_CATALOG_NAMESPACE, catalog::PG_PUBLIC_NAMESPACE];
+
+fn namespace_oid(session: &mut Session, name: &str) -> PgResult<Option<Oid>> {
+    let xact = session.storage.current();
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+    let db = engine.db;
+    catalog::lookup_namespace(&mut engine.heap_ctx(), db, name, snapshot, xact)
+}
+
+/// Looks a relation up through the cache; `None` if it does not exist.
+pub fn find_relation(
+    session: &mut Session,
+    rv: &pb::RangeVar,
+) -> PgResult<Option<Arc<RelationInfo>>> {
+    if !rv.catalogname.is_empty() {
+        return Err(PgError::unsupported(format!(
+            "cross-database references are not implemented: \"{}.{}.{}\"",
+            rv.catalogname, rv.schemaname, rv.relname
+        )));
+    }
+    let namespaces: Vec<Oid> = if rv.schemaname.is_empty() {
+        SEARCH_PATH.to_vec()
+    } else {
+        match namespace_oid(session, &rv.schemaname)? {
+            Some(n) => vec![n],
+            None => {
+                return Err(PgError::new(
+                    SqlState(*b"3F000"),
+                    format!("schema \"{}\" does not exist", rv.schemaname),
+                ))
+            }
+        }
+    };
+    for nsp in namespaces {
+        let key = (nsp, rv.relname.clone());
+        if let Some(r) = session.relcache.by_name.get(&key) {
+            return Ok(Some(r.clone()));
+        }
+        let xact = session.storage.current();
+        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let db = engine.db;
+        if let Some(info) =
+            catalog::lookup_relation(&mut engine.heap_ctx(), db, nsp, &rv.relname, snapshot, xact)?
+        {
+            let info = Arc::new(info);
+            session.relcache.by_name.insert(key, info.clone());
+            return Ok(Some(info));
+        }
+    }
+    Ok(None)
+}
+
+/// A relation that must exist: `42P01 relation "x" does not exist`.
+pub fn resolve_relation(
+    session: &mut Session,
+    query: &str,
+    rv: &pb::RangeVar,
+) -> PgResult<Arc<RelationInfo>> {
+    match find_relation(session, rv) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(located(
+            query,
+            PgError::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("relation \"{}\" does not exist", display_name(rv)),
+            ),
+            rv.location,
+        )),
+        Err(e) => Err(located(query, e, rv.location)),
+    }
+}
+
+/// The FROM clause of a SELECT, when it is one table (the analyzer reports
+/// every other shape).
+pub fn resolve_from(
+    session: &mut Session,
+    query: &str,
+    select: &pb::SelectStmt,
+) -> PgResult<Option<RangeTable>> {
+    if session.engine.is_none() {
+        return Ok(None);
+    }
+    match select.from_clause.as_slice() {
+        [item] => match inner(item) {
+            Some(N::RangeVar(rv)) => {
+                let rel = resolve_relation(session, query, rv)?;
+                let name = rv
+                    .alias
+                    .as_ref()
+                    .map(|a| a.aliasname.clone())
+                    .unwrap_or_else(|| rv.relname.clone());
+                Ok(Some(RangeTable { rel, name }))
+            }
+            _ => Ok(None),
+        },
+        [] => Ok(None),
+        _ => Err(PgError::unsupported(
+            "more than one table in FROM is not supported yet",
+        )),
+    }
+}
+
+/// The types a table column may have in this version.
+fn storable(ty: TypeOid) -> bool {
+    catalog::is_storable_type(Oid(ty.0)) && super::types::type_by_oid_exists(ty)
+}
+
+/// CREATE TABLE.
+pub fn exec_create_table(
+    session: &mut Session,
+    query: &str,
+    io: &IoContext,
+    stmt: &pb::CreateStmt,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    let rv = stmt
+        .relation
+        .as_ref()
+        .ok_or_else(|| PgError::internal("CREATE TABLE without a name"))?;
+    let unsupported = |what: &str| PgError::unsupported(format!("{what} is not supported yet"));
+    if stmt
+        .relation
+        .as_ref()
+        .is_some_and(|r| r.relpersistence != "p")
+    {
+        return Err(unsupported("CREATE TEMPORARY/UNLOGGED TABLE"));
+    }
+    if !stmt.inh_relations.is_empty() {
+        return Err(unsupported("INHERITS"));
+    }
+    if stmt.partspec.is_some() || stmt.partbound.is_some() {
+        return Err(unsupported("partitioned tables"));
+    }
+    if stmt.of_typename.is_some() {
+        return Err(unsupported("CREATE TABLE OF"));
+    }
+    if !stmt.constraints.is_empty() {
+        return Err(unsupported("table constraints"));
+    }
+    if !stmt.options.is_empty() || !stmt.access_method.is_empty() || !stmt.tablespacename.is_empty()
+    {
+        return Err(unsupported("storage options in CREATE TABLE"));
+    }
+    let ps = ParseState::new(query, io);
+    let mut columns: Vec<NewColumn> = Vec::new();
+    for elt in &stmt.table_elts {
+        let Some(N::ColumnDef(cd)) = inner(elt) else {
+            return Err(unsupported("this CREATE TABLE element"));
+        };
+        let tn = cd
+            .type_name
+            .as_ref()
+            .ok_or_else(|| PgError::internal("column without a type"))?;
+        let (ty, typmod) = typename_type(&ps, tn)?;
+        if !storable(ty) || !tn.array_bounds.is_empty() {
+            return Err(located(
+                query,
+                PgError::unsupported(format!(
+                    "columns of type {} are not supported yet",
+                    super::types::format_type(ty)
+                )),
+                tn.location,
+            ));
+        }
+        let mut not_null = false;
+        for c in &cd.constraints {
+            let Some(N::Constraint(con)) = inner(c) else {
+                continue;
+            };
+            match pb::ConstrType::from_i32(con.contype) {
+                Some(pb::ConstrType::ConstrNotnull) => not_null = true,
+                Some(pb::ConstrType::ConstrNull) => not_null = false,
+                _ => {
+                    return Err(located(
+                        query,
+                        unsupported("column constraints other than NOT NULL"),
+                        con.location,
+                    ))
+                }
+            }
+        }
+        if cd.raw_default.is_some() || cd.coll_clause.is_some() {
+            return Err(unsupported("DEFAULT and COLLATE"));
+        }
+        if columns.iter().any(|c| c.name == cd.colname) {
+            return Err(PgError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{}\" specified more than once", cd.colname),
+            ));
+        }
+        columns.push(NewColumn {
+            name: cd.colname.clone(),
+            type_oid: Oid(ty.0),
+            typmod,
+            not_null,
+        });
+    }
+    if columns.len() > 1600 {
+        return Err(PgError::new(
+            SqlState(*b"54011"),
+            "tables can have at most 1600 columns",
+        ));
+    }
+    let namespace = if rv.schemaname.is_empty() {
+        catalog::PG_PUBLIC_NAMESPACE
+    } else {
+        match namespace_oid(session, &rv.schemaname)? {
+            Some(catalog::PG_CATALOG_NAMESPACE) | Some(catalog::PG_TOAST_NAMESPACE) => {
+                return Err(PgError::new(
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied to create \"{}\"", display_name(rv)),
+                )
+                .with_detail("System catalog modifications are currently disallowed."))
+            }
+            Some(n) => n,
+            None => {
+                return Err(located(
+                    query,
+                    PgError::new(
+                        SqlState(*b"3F000"),
+                        format!("schema \"{}\" does not exist", rv.schemaname),
+                    ),
+                    rv.location,
+                ))
+            }
+        }
+    };
+    let same_schema = pb::RangeVar {
+        schemaname: if rv.schemaname.is_empty() {
+            "public".into()
+        } else {
+            rv.schemaname.clone()
+        },
+        ..rv.clone()
+    };
+    if find_relation(session, &same_schema)?.is_some() {
+        let e = PgError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{}\" already exists", rv.relname),
+        );
+        if stmt.if_not_exists {
+            dest.notice(&PgError::notice(
+                Severity::Notice,
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists, skipping", rv.relname),
+            ))?;
+            return Ok("CREATE TABLE".into());
+        }
+        return Err(e);
+    }
+
+    let xid = ensure_xid(session)?;
+    let xact = CurrentXact {
+        xid,
+        ..session.storage.current()
+    };
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let db = engine.db;
+    let wal = engine.wal;
+    let mut log_error = None;
+    let oid = engine.transam.new_oid(OidAssignMode::Normal, |next| {
+        if let Err(e) = wal.insert(storage::recovery::next_oid_record(next)) {
+            log_error = Some(e);
+        }
+    });
+    if let Some(e) = log_error {
+        return Err(storage::wal::wal_error_to_pg(&e));
+    }
+    let owner = catalog::BOOTSTRAP_SUPERUSER_ID;
+    let info = catalog::create_relation_rows(
+        &mut engine.heap_ctx(),
+        db,
+        namespace,
+        &rv.relname,
+        owner,
+        oid,
+        &columns,
+        &xact,
+    )?;
+    let locator = info.locator(db);
+    // The file exists before its WAL record, as PostgreSQL's
+    // RelationCreateStorage does; an abort (or a crash before commit)
+    // leaves an empty file that the abort record, or nothing, removes.
+    engine.smgr.create(locator, ForkNumber::Main, false)?;
+    engine
+        .wal
+        .insert(
+            SmgrCreate {
+                rel: locator,
+                fork: ForkNumber::Main,
+            }
+            .assemble(),
+        )
+        .map_err(|e| storage::wal::wal_error_to_pg(&e))?;
+    session.storage.created.push(locator);
+    session.storage.inval.push(InvalMessage { db, rel: oid });
+    session.relcache.clear();
+    Ok("CREATE TABLE".into())
+}
+
+/// DROP TABLE.
+pub fn exec_drop_table(
+    session: &mut Session,
+    query: &str,
+    stmt: &pb::DropStmt,
+    dest: &mut dyn Dest,
+) -> PgResult<String> {
+    // Resolve every name first: PostgreSQL drops all or none.
+    let mut targets = Vec::new();
+    for obj in &stmt.objects {
+        let Some(N::List(list)) = inner(obj) else {
+            return Err(PgError::internal("DROP TABLE object is not a name list"));
+        };
+        let names: Vec<&str> = list.items.iter().filter_map(string_value).collect();
+        let rv = match names.as_slice() {
+            [rel] => pb::RangeVar {
+                relname: rel.to_string(),
+                location: -1,
+                ..Default::default()
+            },
+            [schema, rel] => pb::RangeVar {
+                schemaname: schema.to_string(),
+                relname: rel.to_string(),
+                location: -1,
+                ..Default::default()
+            },
+            _ => return Err(PgError::unsupported("this DROP TABLE name")),
+        };
+        let found = match find_relation(session, &rv) {
+            Err(e) if stmt.missing_ok && e.code == SqlState(*b"3F000") => None,
+            other => other?,
+        };
+        match found {
+            Some(rel) if rel.namespace == catalog::PG_CATALOG_NAMESPACE => {
+                return Err(PgError::new(
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied: \"{}\" is a system catalog", rel.name),
+                ))
+            }
+            Some(rel) => targets.push(rel),
+            None if stmt.missing_ok => dest.notice(&PgError::notice(
+                Severity::Notice,
+                SqlState::SUCCESSFUL_COMPLETION,
+                format!("table \"{}\" does not exist, skipping", display_name(&rv)),
+            ))?,
+            None => {
+                return Err(PgError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("table \"{}\" does not exist", display_name(&rv)),
+                ))
+            }
+        }
+    }
+    let _ = query;
+    for rel in targets {
+        let xid = ensure_xid(session)?;
+        let xact = CurrentXact {
+            xid,
+            ..session.storage.current()
+        };
+        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let db = engine.db;
+        let deleted = catalog::delete_relation_rows(
+            &mut engine.heap_ctx(),
+            db,
+            rel.oid,
+            snapshot,
+            &xact,
+            &mut crate::interrupts::check_for_interrupts,
+        )?;
+        if !deleted {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("table \"{}\" does not exist", rel.name),
+            ));
+        }
+        session.storage.dropped.push(rel.locator(db));
+        session
+            .storage
+            .inval
+            .push(InvalMessage { db, rel: rel.oid });
+    }
+    session.relcache.clear();
+    Ok("DROP TABLE".into())
+}

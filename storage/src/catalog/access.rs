@@ -1,0 +1,311 @@
+//! Reading and changing catalog rows from a backend (rule K2: ordinary heap
+//! access with the caller's snapshot and transaction).
+//!
+//! Lookups scan the whole catalog: there are no catalog indexes yet, and a
+//! backend caches what it found (its relation cache), so the scans happen
+//! once per relation and session, and again after an invalidation.
+
+use pgerror::PgError;
+
+use crate::heap::datum::Attribute;
+use crate::heap::datum::{Datum, TupleDesc};
+use crate::heap::heapam::{
+    delete_row, heap_beginscan, heap_insert, CurrentXact, HeapContext, HeapRelation, RowOutcome,
+};
+use crate::heap::tuple::{deform_tuple, ItemPointer};
+use crate::transam::Snapshot;
+use crate::types::{Oid, RelFileLocator, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID};
+
+use super::defs::*;
+
+/// One visible catalog row: where it is and its values.
+pub type CatalogRow = (ItemPointer, Vec<Option<Datum>>);
+
+/// A column of a user relation, from `pg_attribute`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub type_oid: Oid,
+    pub typmod: i32,
+    pub attnum: i16,
+    pub not_null: bool,
+}
+
+/// A relation, from `pg_class` and `pg_attribute`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelationInfo {
+    pub oid: Oid,
+    pub name: String,
+    pub namespace: Oid,
+    pub relfilenode: Oid,
+    pub kind: u8,
+    pub shared: bool,
+    /// Live columns in attnum order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+impl RelationInfo {
+    /// Where the relation's files are, seen from database `db`.
+    pub fn locator(&self, db: Oid) -> RelFileLocator {
+        if self.shared {
+            RelFileLocator {
+                spc_oid: GLOBALTABLESPACE_OID,
+                db_oid: Oid(0),
+                rel_number: self.relfilenode,
+            }
+        } else {
+            RelFileLocator {
+                spc_oid: DEFAULTTABLESPACE_OID,
+                db_oid: db,
+                rel_number: self.relfilenode,
+            }
+        }
+    }
+
+    pub fn tuple_desc(&self) -> Result<TupleDesc, PgError> {
+        let attrs = self
+            .columns
+            .iter()
+            .map(|c| Attribute::new(c.type_oid, c.not_null))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TupleDesc::new(attrs)?)
+    }
+}
+
+/// A column of a table being created.
+#[derive(Clone, Debug)]
+pub struct NewColumn {
+    pub name: String,
+    pub type_oid: Oid,
+    pub typmod: i32,
+    pub not_null: bool,
+}
+
+fn catalog_relation(table: &CatalogTable, db: Oid) -> HeapRelation {
+    HeapRelation::new(table.locator(db), table.tuple_desc())
+}
+
+/// Every row of `table` the snapshot sees, for which `keep` holds.
+pub fn scan_catalog(
+    ctx: &mut HeapContext<'_, '_>,
+    table: &CatalogTable,
+    db: Oid,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+    mut keep: impl FnMut(&[Option<Datum>]) -> bool,
+) -> Result<Vec<CatalogRow>, PgError> {
+    let rel = catalog_relation(table, db);
+    let mut out = Vec::new();
+    for item in heap_beginscan(ctx, &rel, snapshot, xact)? {
+        let (tid, bytes) = item?;
+        let values = deform_tuple(&rel.desc, &bytes)?;
+        if keep(&values) {
+            out.push((tid, values));
+        }
+    }
+    Ok(out)
+}
+
+fn get_oid(v: &Option<Datum>) -> Oid {
+    match v {
+        Some(Datum::Oid(o)) => *o,
+        _ => Oid(0),
+    }
+}
+
+fn get_name(v: &Option<Datum>) -> &str {
+    match v {
+        Some(Datum::Name(n)) => n,
+        _ => "",
+    }
+}
+
+fn get_i16(v: &Option<Datum>) -> i16 {
+    match v {
+        Some(Datum::Int2(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn get_i32(v: &Option<Datum>) -> i32 {
+    match v {
+        Some(Datum::Int4(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn get_bool(v: &Option<Datum>) -> bool {
+    matches!(v, Some(Datum::Bool(true)))
+}
+
+fn get_char(v: &Option<Datum>) -> u8 {
+    match v {
+        Some(Datum::Char(c)) => *c,
+        _ => 0,
+    }
+}
+
+/// The OID of the schema called `name`, if the snapshot sees one.
+pub fn lookup_namespace(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    name: &str,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Option<Oid>, PgError> {
+    let i = PG_NAMESPACE.column_index("nspname");
+    let rows = scan_catalog(ctx, &PG_NAMESPACE, db, snapshot, xact, |v| {
+        get_name(&v[i]) == name
+    })?;
+    Ok(rows.first().map(|(_, v)| get_oid(&v[0])))
+}
+
+/// The relation `name` in schema `namespace`, with its columns.
+pub fn lookup_relation(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    namespace: Oid,
+    name: &str,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Option<RelationInfo>, PgError> {
+    let c = |n| PG_CLASS.column_index(n);
+    let (relname, relnamespace) = (c("relname"), c("relnamespace"));
+    let rows = scan_catalog(ctx, &PG_CLASS, db, snapshot, xact, |v| {
+        get_name(&v[relname]) == name && get_oid(&v[relnamespace]) == namespace
+    })?;
+    let Some((_, row)) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let oid = get_oid(&row[c("oid")]);
+    let a = |n| PG_ATTRIBUTE.column_index(n);
+    let attrelid = a("attrelid");
+    let mut columns: Vec<ColumnInfo> = scan_catalog(ctx, &PG_ATTRIBUTE, db, snapshot, xact, |v| {
+        get_oid(&v[attrelid]) == oid
+    })?
+    .into_iter()
+    .filter(|(_, v)| !get_bool(&v[a("attisdropped")]) && get_i16(&v[a("attnum")]) > 0)
+    .map(|(_, v)| ColumnInfo {
+        name: get_name(&v[a("attname")]).to_owned(),
+        type_oid: get_oid(&v[a("atttypid")]),
+        typmod: get_i32(&v[a("atttypmod")]),
+        attnum: get_i16(&v[a("attnum")]),
+        not_null: get_bool(&v[a("attnotnull")]),
+    })
+    .collect();
+    columns.sort_by_key(|col| col.attnum);
+    Ok(Some(RelationInfo {
+        oid,
+        name: get_name(&row[relname]).to_owned(),
+        namespace,
+        relfilenode: get_oid(&row[c("relfilenode")]),
+        kind: get_char(&row[c("relkind")]),
+        shared: get_bool(&row[c("relisshared")]),
+        columns,
+    }))
+}
+
+/// Inserts the `pg_class` and `pg_attribute` rows of a new ordinary table
+/// whose OID (and relfilenode) is `oid`. The caller creates its file.
+#[allow(clippy::too_many_arguments)]
+pub fn create_relation_rows(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    namespace: Oid,
+    name: &str,
+    owner: Oid,
+    oid: Oid,
+    columns: &[NewColumn],
+    xact: &CurrentXact,
+) -> Result<RelationInfo, PgError> {
+    let class = catalog_relation(&PG_CLASS, db);
+    let row = vec![
+        super::defs::oid(oid),
+        super::defs::name(name),
+        super::defs::oid(namespace),
+        super::defs::oid(Oid(0)),
+        super::defs::oid(owner),
+        super::defs::oid(HEAP_TABLE_AM_OID),
+        super::defs::oid(oid),
+        super::defs::oid(Oid(0)),
+        Some(Datum::Int4(0)),
+        Some(Datum::Bool(false)),
+        Some(Datum::Bool(false)),
+        Some(Datum::Char(RELPERSISTENCE_PERMANENT)),
+        Some(Datum::Char(RELKIND_RELATION)),
+        Some(Datum::Int2(columns.len() as i16)),
+    ];
+    heap_insert(ctx, &class, xact, &class.form(&row)?)?;
+    let attribute = catalog_relation(&PG_ATTRIBUTE, db);
+    let mut infos = Vec::with_capacity(columns.len());
+    for (i, col) in columns.iter().enumerate() {
+        let t = builtin_type(col.type_oid)
+            .ok_or_else(|| PgError::internal(format!("type {} cannot be stored", col.type_oid)))?;
+        let attnum = i as i16 + 1;
+        let row = vec![
+            super::defs::oid(oid),
+            super::defs::name(&col.name),
+            super::defs::oid(col.type_oid),
+            Some(Datum::Int2(t.len)),
+            Some(Datum::Int2(attnum)),
+            Some(Datum::Int4(col.typmod)),
+            Some(Datum::Bool(t.byval)),
+            Some(Datum::Char(t.align)),
+            Some(Datum::Bool(col.not_null)),
+            Some(Datum::Bool(false)),
+        ];
+        heap_insert(ctx, &attribute, xact, &attribute.form(&row)?)?;
+        infos.push(ColumnInfo {
+            name: col.name.clone(),
+            type_oid: col.type_oid,
+            typmod: col.typmod,
+            attnum,
+            not_null: col.not_null,
+        });
+    }
+    Ok(RelationInfo {
+        oid,
+        name: name.to_owned(),
+        namespace,
+        relfilenode: oid,
+        kind: RELKIND_RELATION,
+        shared: false,
+        columns: infos,
+    })
+}
+
+/// Deletes the `pg_class` and `pg_attribute` rows of relation `oid`.
+/// Returns false if another transaction deleted the `pg_class` row first
+/// (a concurrent DROP that committed while we waited for it).
+pub fn delete_relation_rows(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<bool, PgError> {
+    let class = catalog_relation(&PG_CLASS, db);
+    let class_rows = scan_catalog(ctx, &PG_CLASS, db, snapshot, *xact, |v| {
+        get_oid(&v[0]) == oid
+    })?;
+    let mut deleted = false;
+    for (tid, _) in class_rows {
+        match delete_row(ctx, &class, xact, tid, &mut |_| Ok(false), interrupts)? {
+            RowOutcome::Deleted { .. } => deleted = true,
+            _ => return Ok(false),
+        }
+    }
+    if !deleted {
+        return Ok(false);
+    }
+    let attribute = catalog_relation(&PG_ATTRIBUTE, db);
+    let attrelid = PG_ATTRIBUTE.column_index("attrelid");
+    let rows = scan_catalog(ctx, &PG_ATTRIBUTE, db, snapshot, *xact, |v| {
+        get_oid(&v[attrelid]) == oid
+    })?;
+    for (tid, _) in rows {
+        delete_row(ctx, &attribute, xact, tid, &mut |_| Ok(false), interrupts)?;
+    }
+    Ok(true)
+}
