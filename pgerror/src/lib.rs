@@ -177,6 +177,17 @@ pub struct PgError {
     /// 1-based character (not byte) offset into the query string, as in the
     /// ErrorResponse `P` field.
     pub position: Option<u32>,
+    /// The object the error is about: schema (`s`), table (`t`) and column
+    /// (`c`) names, as PostgreSQL reports for constraint violations.
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// The schema, table and column an error names.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ErrorObject {
+    pub schema: String,
+    pub table: String,
+    pub column: Option<String>,
 }
 
 impl PgError {
@@ -189,6 +200,7 @@ impl PgError {
             detail: None,
             hint: None,
             position: None,
+            object: None,
         }
     }
 
@@ -220,6 +232,12 @@ impl PgError {
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> PgError {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// Names the schema, table and (optionally) column the error is about.
+    pub fn with_object(mut self, object: ErrorObject) -> PgError {
+        self.object = Some(Box::new(object));
         self
     }
 

@@ -51,6 +51,16 @@ pub fn error_fields(e: &PgError) -> Vec<u8> {
         b.push(b'P');
         put_cstr(&mut b, &p.to_string());
     }
+    if let Some(o) = &e.object {
+        b.push(b's');
+        put_cstr(&mut b, &o.schema);
+        b.push(b't');
+        put_cstr(&mut b, &o.table);
+        if let Some(c) = &o.column {
+            b.push(b'c');
+            put_cstr(&mut b, c);
+        }
+    }
     b.push(0);
     b
 }

@@ -155,12 +155,16 @@ pub fn analyze_select(
     let ps = &ps;
 
     let mut targets = Vec::with_capacity(stmt.target_list.len());
+    // Where each target was written (for the GROUP BY error below).
+    let mut locations = Vec::with_capacity(stmt.target_list.len());
     for t in &stmt.target_list {
         let Some(N::ResTarget(rt)) = inner(t) else {
             return Err(PgError::internal("target list item is not a ResTarget"));
         };
+        let location = rt.val.as_deref().map(expr_location).unwrap_or(rt.location);
         if let (Some(scope), Some(stars)) = (ps.scope, star_expansion(ps, rt)?) {
             for index in stars {
+                locations.push(location);
                 let c = &scope.columns[index];
                 targets.push(TargetEntry {
                     expr: crate::sql::expr::Expr::Var {
@@ -174,6 +178,7 @@ pub fn analyze_select(
             continue;
         }
         targets.push(transform_target(ps, rt)?);
+        locations.push(location);
     }
 
     {
@@ -241,16 +246,20 @@ pub fn analyze_select(
         // has no single value to show.
         let ungrouped = targets
             .iter()
-            .map(|t| &t.expr)
-            .chain(sort.iter().map(|k: &SortKey| &k.expr))
-            .find_map(first_var);
-        if let (Some(index), Some(scope)) = (ungrouped, ps.scope) {
-            return Err(PgError::new(
-                SqlState::GROUPING_ERROR,
-                format!(
-                    "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
-                    scope.name, scope.columns[index].name
+            .zip(locations.iter().copied())
+            .map(|(t, l)| (&t.expr, l))
+            .chain(sort.iter().map(|k: &SortKey| (&k.expr, -1)))
+            .find_map(|(e, l)| first_var(e).map(|i| (i, l)));
+        if let (Some((index, location)), Some(scope)) = (ungrouped, ps.scope) {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::GROUPING_ERROR,
+                    format!(
+                        "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                        scope.name, scope.columns[index].name
+                    ),
                 ),
+                location,
             ));
         }
     }
@@ -309,6 +318,19 @@ fn star_expansion(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<Option<Vec<us
             }
         }
         _ => return Err(ps.unsupported_at("this qualified *", cr.location)),
+    }
+    if let Some(c) = scope
+        .columns
+        .iter()
+        .find(|c| !super::types::type_by_oid_exists(c.ty))
+    {
+        return Err(ps.error_at(
+            PgError::unsupported(format!(
+                "column \"{}\" has a type (oid {}) that is not supported yet",
+                c.name, c.ty.0
+            )),
+            cr.location,
+        ));
     }
     Ok(Some((0..scope.columns.len()).collect()))
 }

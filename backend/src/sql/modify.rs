@@ -473,7 +473,12 @@ fn form_row(
             .with_detail(format!(
                 "Failing row contains ({}).",
                 failing_row(env, rel, row)
-            )));
+            ))
+            .with_object(pgerror::ErrorObject {
+                schema: "public".into(),
+                table: rel.name.clone(),
+                column: Some(c.name.clone()),
+            }));
         }
     }
     let stored = rel

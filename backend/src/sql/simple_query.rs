@@ -93,7 +93,9 @@ fn exec_statement(
     if implicit_block {
         session.xact.begin_implicit_block();
     }
-    tables::begin_statement(session);
+    if uses_tables(&stmt.node) {
+        tables::begin_statement(session);
+    }
     let tag = dispatch(session, query, &stmt.node, dest)?;
     if last {
         session.xact.end_implicit_block();
@@ -104,6 +106,32 @@ fn exec_statement(
     // The commit is durable before its CommandComplete goes out.
     finish_storage_xact(session)?;
     dest.command_complete(&tag)
+}
+
+/// Statements that read or write tables take a snapshot first; the others
+/// (BEGIN, SET...) do not, so that `BEGIN ISOLATION LEVEL ...` decides the
+/// level before the transaction's first snapshot.
+fn uses_tables(node: &N) -> bool {
+    matches!(
+        node,
+        N::SelectStmt(_)
+            | N::InsertStmt(_)
+            | N::UpdateStmt(_)
+            | N::DeleteStmt(_)
+            | N::CreateStmt(_)
+            | N::DropStmt(_)
+    )
+}
+
+/// `25006 cannot execute X in a read-only transaction`.
+fn check_read_write(session: &Session, what: &str) -> PgResult<()> {
+    if session.settings.get_bool("transaction_read_only") {
+        return Err(PgError::new(
+            SqlState(*b"25006"),
+            format!("cannot execute {what} in a read-only transaction"),
+        ));
+    }
+    Ok(())
 }
 
 /// IsTransactionExitStmt: what may run in a failed transaction block.
@@ -176,6 +204,7 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             Ok(format!("SELECT {rows}"))
         }
         N::InsertStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "INSERT")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
             let rel = tables::resolve_relation(session, query, rv)?;
             check_writable(&rel)?;
@@ -187,6 +216,7 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             modify::run_insert(plan, &mut env, &mut scan, dest)
         }
         N::UpdateStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "UPDATE")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
             let rel = tables::resolve_relation(session, query, rv)?;
             check_writable(&rel)?;
@@ -198,6 +228,7 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             modify::run_update(plan, &mut env, &mut scan, dest)
         }
         N::DeleteStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "DELETE")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
             let rel = tables::resolve_relation(session, query, rv)?;
             check_writable(&rel)?;
@@ -209,6 +240,7 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             modify::run_delete(plan, &mut env, &mut scan, dest)
         }
         N::CreateStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "CREATE TABLE")?;
             let io = io_context(&session.settings, session.xact.xact_start());
             tables::exec_create_table(session, query, &io, s, dest)
         }
@@ -216,6 +248,7 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             if session.engine.is_some()
                 && pb::ObjectType::from_i32(s.remove_type) == Some(pb::ObjectType::ObjectTable) =>
         {
+            check_read_write(session, "DROP TABLE")?;
             tables::exec_drop_table(session, query, s, dest)
         }
         N::VariableSetStmt(s) => utility::exec_set(session, s, dest).map(String::from),
