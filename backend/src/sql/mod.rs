@@ -49,18 +49,29 @@
 //! PostgreSQL's result scales), `float.rs` (shortest round-trip float8
 //! output), `datetime.rs` (timestamptz in the session's TimeZone).
 //!
+//! # Tables
+//!
+//! A statement that uses tables first takes its snapshot
+//! (`tables::begin_statement`). `SELECT` over one table resolves the FROM
+//! item through the relation cache before analysis, and plans a sequential
+//! scan with WHERE, an aggregate node for `count`, a sort for ORDER BY and
+//! LIMIT. INSERT, UPDATE and DELETE are in `modify.rs`, CREATE and DROP
+//! TABLE in `tables.rs`, which also ends the transaction in the storage
+//! engine when `xact.rs` ends it (commit record, flush, commit log).
+//!
 //! # What is not here yet
 //!
-//! Tables: any FROM clause names a relation that does not exist
-//! (`42P01`). Statements other than SELECT, SET/SHOW/RESET, DISCARD and
-//! transaction control answer `0A000 ... is not supported yet`.
+//! Joins, GROUP BY, aggregates other than `count`, indexes, DEFAULT and
+//! constraints other than NOT NULL, the extended query protocol, and
+//! statements other than the ones above, SET/SHOW/RESET, DISCARD and
+//! transaction control: they answer `0A000 ... is not supported yet`.
 
 //!
 //! # Where the next pieces plug in
 //!
-//! Tables: `analyze.rs` resolves FROM items against the catalog instead of
-//! failing, `expr.rs` gains column references, `plan.rs` scan/join/sort
-//! nodes, `execute.rs` their states. Parse/Bind/Execute: the analyzer takes
+//! Joins: `analyze.rs` resolves several FROM items into a range table,
+//! `Expr::Var` gains the item it reads, `plan.rs` join nodes,
+//! `execute.rs` their states. Parse/Bind/Execute: the analyzer takes
 //! parameter types in its [`analyze::ParseState`], and a
 //! [`plan::PlannedStmt`] is kept and run many times (folding only uses
 //! immutable functions, so a plan stays valid until the catalog changes).

@@ -110,6 +110,10 @@ impl StorageXact {
 #[derive(Debug, Default)]
 pub struct RelCache {
     by_name: HashMap<(Oid, String), Arc<RelationInfo>>,
+    /// Names known not to exist in a schema (an unqualified name is first
+    /// looked for in pg_catalog). Dropped at any invalidation, since a
+    /// message names the relation created, not the name now taken.
+    missing: std::collections::HashSet<(Oid, String)>,
     /// Next shared invalidation message to read.
     pub inval_seq: u64,
 }
@@ -117,9 +121,11 @@ pub struct RelCache {
 impl RelCache {
     pub fn clear(&mut self) {
         self.by_name.clear();
+        self.missing.clear();
     }
 
     fn invalidate(&mut self, db: Oid, msgs: &[InvalMessage]) {
+        self.missing.clear();
         for m in msgs {
             if m.db == db || m.db == Oid(0) {
                 if m.rel == Oid(0) {
@@ -338,6 +344,9 @@ pub fn find_relation(
         if let Some(r) = session.relcache.by_name.get(&key) {
             return Ok(Some(r.clone()));
         }
+        if session.relcache.missing.contains(&key) {
+            continue;
+        }
         let xact = session.storage.current();
         let engine = session.engine.as_mut().ok_or_else(no_storage)?;
         let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
@@ -349,6 +358,7 @@ pub fn find_relation(
             session.relcache.by_name.insert(key, info.clone());
             return Ok(Some(info));
         }
+        session.relcache.missing.insert(key);
     }
     Ok(None)
 }
