@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod buffer;
+pub mod checkpointer_shmem;
 pub mod clog;
 pub mod control;
 pub mod heap;
@@ -8,6 +9,8 @@ pub mod page;
 pub mod recovery;
 pub mod shmem;
 pub mod smgr;
+#[cfg(test)]
+mod test_cluster;
 #[cfg(test)]
 mod test_process;
 pub mod transam;
