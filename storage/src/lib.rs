@@ -16,3 +16,4 @@ mod test_process;
 pub mod transam;
 pub mod types;
 pub mod wal;
+pub mod xact;
