@@ -114,25 +114,28 @@ impl BufferManager<'_> {
         })
     }
 
-    /// One bgwriter round: starting at the clock hand, write the dirty
-    /// buffers the clock sweep would reuse next (no pins, usage count 0),
-    /// at most `max_pages` of them (`bgwriter_lru_maxpages`), so that
-    /// backends find clean victims. Looks at most one full circle ahead.
-    /// PostgreSQL sizes the look-ahead from the recent allocation rate
-    /// (`bgwriter_lru_multiplier`); the caller can do that with
-    /// [`super::BufferPool::num_allocs`] by choosing `max_pages`.
+    /// One bgwriter round (PostgreSQL's `BgBufferSync` scan): starting at
+    /// the clock hand, write the dirty buffers the clock sweep would reuse
+    /// next (no pins, usage count 0), so that backends find clean victims.
+    /// Stops after writing `max_pages` (`bgwriter_lru_maxpages`), once
+    /// `reusable_target` reusable buffers (clean already or just written)
+    /// lie ahead of the hand, or after one full circle. PostgreSQL sizes
+    /// the target from the recent allocation rate
+    /// (`bgwriter_lru_multiplier`, [`super::BufferPool::num_allocs`]); the
+    /// bgwriter does the same.
     pub fn bgwriter_lru_pass(
         &self,
         smgr: &mut dyn BlockStorage,
         wal: &dyn WalFlush,
         max_pages: usize,
+        reusable_target: usize,
     ) -> Result<BgWriterStats, BufferError> {
         self.assert_no_content_locks("bgwriter_lru_pass");
         let n = self.pool.nbuffers();
         let start = self.pool.clock_position().index();
         let mut stats = BgWriterStats::default();
         for i in 0..n {
-            if stats.buffers_written >= max_pages {
+            if stats.buffers_written >= max_pages || stats.buffers_reusable >= reusable_target {
                 break;
             }
             let id = BufferId(((start + i) % n) as u32);
