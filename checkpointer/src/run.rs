@@ -210,15 +210,16 @@ impl<'c> Checkpointer<'c> {
             pacer::schedule_for(kind, &self.pacing, Instant::now(), wal.current_insert_lsn());
         let mut since_absorb = 0;
         let progress = |written: usize, total: usize| {
-            let nap = pacer::should_nap(
-                schedule.as_ref(),
-                self.ctx.signals.pending(Sig::Usr2),
-                queue.pending_flags().contains(CheckpointFlags::IMMEDIATE),
-                written,
-                total,
-                wal.current_insert_lsn(),
-                Instant::now(),
-            );
+            let nap = schedule.is_some()
+                && pacer::should_nap(
+                    schedule.as_ref(),
+                    self.ctx.signals.pending(Sig::Usr2),
+                    queue.pending_flags().contains(CheckpointFlags::IMMEDIATE),
+                    written,
+                    total,
+                    wal.current_insert_lsn(),
+                    Instant::now(),
+                );
             since_absorb += 1;
             if nap || since_absorb >= WRITES_PER_ABSORB {
                 absorb_held(&absorbed, queue.absorb());
