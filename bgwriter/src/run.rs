@@ -7,9 +7,10 @@
 //!    a checkpoint ended since last round? close every file (dropped
 //!      relations' descriptors go)
 //!    recovery finished and bgwriter_lru_maxpages > 0:
-//!      one LRU pass: up to bgwriter_lru_maxpages dirty, unpinned,
-//!      usage-count-0 buffers ahead of the clock hand, until the
-//!      estimated reusable target is met
+//!      one LRU pass: from where the last one stopped (if still ahead of
+//!      the clock hand), write dirty, unpinned, usage-count-0 buffers, at
+//!      most bgwriter_lru_maxpages, until enough reusable buffers lie
+//!      ahead of the hand (`lru.rs`)
 //!    sleep bgwriter_delay (signals and the latch wake it)
 //! ```
 //!
@@ -113,16 +114,22 @@ impl BgWriter<'_> {
             return Ok(());
         }
         let pool = engine.buffers.pool();
-        let target = self.planner.target(
+        let scan = self.planner.plan(
+            pool.clock_ticks(),
             pool.num_allocs(),
             pool.nbuffers(),
             delay,
             self.settings.get_real("bgwriter_lru_multiplier"),
         );
-        let stats =
-            engine
-                .buffers
-                .bgwriter_lru_pass(&mut *engine.smgr, engine.wal, max_pages, target)?;
+        let stats = engine.buffers.bgwriter_lru_pass(
+            &mut *engine.smgr,
+            engine.wal,
+            scan.start,
+            scan.max_scan,
+            max_pages,
+            scan.reusable_target,
+        )?;
+        self.planner.record(&scan, &stats);
         if stats.buffers_written > 0 {
             log::debug!(
                 "bgwriter wrote {} buffers, {} reusable ahead of the clock hand",

@@ -320,6 +320,13 @@ impl<'a> BufferPool<'a> {
         BufferId((tick % self.descs.len() as u64) as u32)
     }
 
+    /// How many times the clock hand has moved since init: the hand is at
+    /// buffer `clock_ticks() % nbuffers`, and the count tells one lap from
+    /// the next (PostgreSQL's `StrategySyncStart` with its pass count).
+    pub fn clock_ticks(&self) -> u64 {
+        self.header.next_victim.load(Ordering::Relaxed)
+    }
+
     /// Victims handed out since init.
     pub fn num_allocs(&self) -> u64 {
         self.header.num_allocs.load(Ordering::Relaxed)
