@@ -122,17 +122,16 @@ impl<'c> Checkpointer<'c> {
         }
         let flags = self.queue.start_checkpoint() | due.causes;
         let kind = pacer::online_kind(flags);
+        if let Some(secs) = pacer::too_frequent(&self.pacing, flags, since_last) {
+            let unit = if secs == 1 { "second" } else { "seconds" };
+            log::info!("checkpoints are occurring too frequently ({secs} {unit} apart)");
+            log::info!(target: launch::elog::HINT, "Consider increasing the configuration parameter \"max_wal_size\".");
+        }
         self.last_checkpoint = Instant::now();
         let result = self.checkpoint(engine, kind);
         self.queue.finish_checkpoint(result.is_ok());
         match result {
-            Ok(Some(stats)) => {
-                log::info!("{}", stats.completion_message());
-                if let Some(secs) = pacer::too_frequent(&self.pacing, flags, since_last) {
-                    log::info!("checkpoints are occurring too frequently ({secs} seconds apart)");
-                    log::info!(target: launch::elog::HINT, "Consider increasing the configuration parameter \"max_wal_size\".");
-                }
-            }
+            Ok(Some(stats)) => log::info!("{}", stats.completion_message()),
             Ok(None) => {}
             Err(e) => {
                 self.log_failure(&e);
