@@ -81,13 +81,18 @@ impl Engine {
         let clog = Clog::new(clog_shared, clog_slots, files, wal);
         let (ts, end_slots) = storage::shmem::transam_parts(shmem);
         let transam = Transam::new(ts, end_slots, shmem.procs());
-        let smgr = Smgr::new(
+        let mut smgr = Smgr::new(
             &data_dir,
             SmgrOptions {
                 fsync,
                 ..Default::default()
             },
         );
+        // Fsyncs and tombstones of the files this backend writes go to the
+        // checkpointer before each write returns.
+        let forwarder = storage::checkpointer_shmem::SharedSyncForwarder::new(shmem)
+            .map_err(|e| PgError::internal(format!("could not map shared memory: {e}")))?;
+        smgr.set_sync_forwarder(Box::new(forwarder))?;
         Ok(Engine {
             shmem,
             data_dir,

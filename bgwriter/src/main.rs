@@ -1,9 +1,14 @@
-//! The background writer. See README.md: in this version it runs its loop
-//! and signal protocol; writing dirty buffers arrives with the buffer pool.
+//! The background writer. See README.md: every `bgwriter_delay` it writes
+//! dirty buffers just ahead of the clock sweep (at most
+//! `bgwriter_lru_maxpages`), so that backends find clean victims; the WAL
+//! rule holds (the buffer manager flushes WAL to the page LSN first) and
+//! the fsyncs go to the checkpointer.
+
+mod lru;
+mod run;
 
 use launch::{ChildContext, Sig};
 use shmem_layout::ProcKind;
-use std::time::Duration;
 
 fn main() {
     let ctx = ChildContext::start(
@@ -12,12 +17,5 @@ fn main() {
         &[Sig::Hup, Sig::Term, Sig::Int, Sig::Usr1],
     );
     launch::title::set("background writer");
-    ctx.main_loop(
-        Sig::Term,
-        |_| {},
-        |ctx| {
-            // One round of LRU writing goes here once shared buffers exist.
-            Duration::from_millis(ctx.settings.get_int("bgwriter_delay").max(10) as u64)
-        },
-    )
+    run::run(ctx)
 }

@@ -195,9 +195,21 @@ impl ChildContext {
 
     /// Re-reads the settings the postmaster published (after SIGHUP).
     pub fn reload_settings(&mut self) {
+        if let Some(s) = self.read_settings() {
+            self.settings = s;
+        }
+    }
+
+    /// The settings the postmaster published last, for a loop that keeps
+    /// its own copy while the context is borrowed; `None` (logged) if they
+    /// cannot be read.
+    pub fn read_settings(&self) -> Option<conf::Settings> {
         match conf::Settings::read_exec_params(&exec_params_path(&self.args.data_dir)) {
-            Ok(s) => self.settings = s,
-            Err(e) => log::warn!("could not reload server settings: {}", e.message),
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("could not reload server settings: {}", e.message);
+                None
+            }
         }
     }
 

@@ -128,6 +128,7 @@ pub fn sizing_params(s: &conf::Settings) -> SizingParams {
         wal_bytes: 0,
         clog_bytes: 0,
         transam_bytes: 0,
+        checkpointer_bytes: 0,
     };
     storage::shmem::region_sizes(&mut p);
     p

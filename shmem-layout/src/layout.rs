@@ -8,7 +8,7 @@
 //! [`LAYOUT_VERSION`].
 //!
 //! The storage engine's regions (buffer pool, WAL, commit log, transaction
-//! state) are laid out here like the others, but their structures live in
+//! state, checkpointer requests) are laid out here like the others, but their structures live in
 //! the `storage` crate, which depends on this one. Their byte sizes are
 //! therefore carried in [`SizingParams`]: the postmaster computes them with
 //! storage's size functions before creating the segment, and every child
@@ -20,7 +20,7 @@ use crate::proc_kind::NUM_AUX_PROCS;
 use crate::procarray::Proc;
 
 pub const SHMEM_MAGIC: u64 = u64::from_be_bytes(*b"PGRSHMEM");
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Every region starts on a cache-line boundary.
 pub const REGION_ALIGN: usize = 64;
 
@@ -41,6 +41,8 @@ pub struct SizingParams {
     pub wal_bytes: u64,
     pub clog_bytes: u64,
     pub transam_bytes: u64,
+    /// The checkpointer's requests and fsync queue (`storage::checkpointer_shmem`).
+    pub checkpointer_bytes: u64,
 }
 
 impl SizingParams {
@@ -79,6 +81,7 @@ pub enum RegionId {
     Wal,
     Clog,
     Transam,
+    Checkpointer,
 }
 
 pub struct RegionSpec {
@@ -139,6 +142,12 @@ pub const REGIONS: &[RegionSpec] = &[
         size_bytes: |p| p.transam_bytes as usize,
         align: REGION_ALIGN,
     },
+    RegionSpec {
+        id: RegionId::Checkpointer,
+        name: "checkpointer requests",
+        size_bytes: |p| p.checkpointer_bytes as usize,
+        align: REGION_ALIGN,
+    },
 ];
 
 fn align_up(n: usize, align: usize) -> usize {
@@ -192,6 +201,7 @@ mod tests {
             wal_bytes: 70_000,
             clog_bytes: 5_000,
             transam_bytes: 7_000,
+            checkpointer_bytes: 3_000,
         };
         let l = Layout::compute(&p);
         for (i, r) in REGIONS.iter().enumerate() {

@@ -180,6 +180,7 @@ mod tests {
             wal_bytes: 0,
             clog_bytes: 0,
             transam_bytes: 0,
+            checkpointer_bytes: 0,
         }
     }
 
@@ -256,6 +257,31 @@ mod tests {
             &shm.query_text(idx),
         );
         assert_eq!(p.snapshot(&shm.query_text(idx)).unwrap().query, "");
+    }
+
+    #[test]
+    fn delay_chkpt_start_tells_one_delay_from_the_next() {
+        let shm = Shmem::create(params(), 1).unwrap();
+        let p = &shm.backend_procs()[0];
+        assert_eq!(p.delay_chkpt_start_generation(), None);
+        p.set_delay_chkpt_start();
+        let first = p.delay_chkpt_start_generation().expect("delaying");
+        p.clear_delay_chkpt_start();
+        assert_eq!(p.delay_chkpt_start_generation(), None);
+        p.set_delay_chkpt_start();
+        let second = p.delay_chkpt_start_generation().expect("delaying");
+        assert_ne!(
+            first, second,
+            "a checkpoint waiting for the first stops waiting"
+        );
+        p.clear_delay_chkpt_start();
+        p.set_delay_chkpt_start();
+        p.release();
+        assert_eq!(
+            p.delay_chkpt_start_generation(),
+            None,
+            "released entries delay nothing"
+        );
     }
 
     #[test]

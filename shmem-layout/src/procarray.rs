@@ -23,6 +23,20 @@
 //! storage crate's snapshot code, which states them. `release` and `init`
 //! clear both.
 //!
+//! # Delaying the checkpoint (DELAY_CHKPT_START)
+//! A committing backend sets its flag ([`Proc::set_delay_chkpt_start`])
+//! before it inserts its commit record and clears it once the commit log
+//! says committed. A checkpoint, after fixing its redo point, notes every
+//! entry whose flag is set ([`Proc::delay_chkpt_start_generation`]) and
+//! waits until each of those has changed generation: a commit whose record
+//! lies before the redo point then has its status in the commit log before
+//! the checkpoint writes the commit log. Commits that set the flag after
+//! the redo point are not waited for (their record is replayed). Both sides
+//! use sequentially consistent atomics; the flag store comes before the WAL
+//! insertion's lock acquisition and the checkpointer's load after its
+//! acquisition of every insertion lock, so a record before the redo point
+//! implies a flag the checkpointer sees.
+//!
 //! # Crash safety
 //! An owner that dies mid-update leaves `changecount` odd; readers give up
 //! after a bounded number of retries, and the crash cycle rebuilds the array.
@@ -104,7 +118,12 @@ pub struct Proc {
     database_oid: AtomicU32,
     user_oid: AtomicU32,
     client_port: AtomicI32,
-    _pad: u32,
+    /// PostgreSQL's `delayChkptFlags & DELAY_CHKPT_START`, with a
+    /// generation: odd while the owner is between inserting its commit
+    /// record and recording the commit in the commit log, even otherwise.
+    /// Each set and each clear adds one. Written only by the owner; read by
+    /// the checkpointer. See "Delaying the checkpoint" in the module docs.
+    delay_chkpt_start: AtomicU32,
     backend_start_us: AtomicI64,
     xact_start_us: AtomicI64,
     query_start_us: AtomicI64,
@@ -173,6 +192,7 @@ impl Proc {
         self.cancel_key.store(0, Ordering::Relaxed);
         self.xid.store(0, Ordering::Relaxed);
         self.xmin.store(0, Ordering::Relaxed);
+        self.delay_chkpt_start.store(0, Ordering::Relaxed);
         self.latch.init();
         self.changecount.store(0, Ordering::Relaxed);
         self.state
@@ -214,6 +234,7 @@ impl Proc {
         self.cancel_key.store(0, Ordering::Release);
         self.xid.store(0, Ordering::Release);
         self.xmin.store(0, Ordering::Release);
+        self.delay_chkpt_start.store(0, Ordering::SeqCst);
         self.begin_write();
         self.state
             .store(BackendState::Undefined as u32, Ordering::Relaxed);
@@ -242,6 +263,28 @@ impl Proc {
 
     pub fn cancel_key(&self) -> u32 {
         self.cancel_key.load(Ordering::Acquire)
+    }
+
+    /// Owner: a commit record is about to be inserted; checkpoints whose
+    /// redo point falls after it must wait until the commit log has the
+    /// status (PostgreSQL's `delayChkptFlags |= DELAY_CHKPT_START`).
+    pub fn set_delay_chkpt_start(&self) {
+        let before = self.delay_chkpt_start.fetch_add(1, Ordering::SeqCst);
+        debug_assert_eq!(before & 1, 0, "DELAY_CHKPT_START set twice");
+    }
+
+    /// Owner: the commit log has the status; checkpoints may go on.
+    pub fn clear_delay_chkpt_start(&self) {
+        let before = self.delay_chkpt_start.fetch_add(1, Ordering::SeqCst);
+        debug_assert_eq!(before & 1, 1, "DELAY_CHKPT_START cleared while not set");
+    }
+
+    /// Anyone (the checkpointer): `Some(generation)` while the owner delays
+    /// checkpoints. The delay that was in force when this was read has
+    /// ended once the value read again differs.
+    pub fn delay_chkpt_start_generation(&self) -> Option<u32> {
+        let v = self.delay_chkpt_start.load(Ordering::SeqCst);
+        (v & 1 == 1).then_some(v)
     }
 
     fn begin_write(&self) {

@@ -23,6 +23,7 @@ fn params() -> SizingParams {
         wal_bytes: 0,
         clog_bytes: 0,
         transam_bytes: 0,
+        checkpointer_bytes: 0,
     }
 }
 

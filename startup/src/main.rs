@@ -56,11 +56,18 @@ fn main() {
         wal_retention: storage::recovery::WalRetention::default(),
         may_remove: &may_remove,
     };
-    let result = storage::shmem::with_engine(&ctx.shmem, dir, fsync, |engine| {
+    // Our own fsync set: the end-of-recovery checkpoint fsyncs what replay
+    // wrote (no fsync request goes to the checkpointer).
+    let result = storage::shmem::with_checkpointing_engine(&ctx.shmem, dir, fsync, |engine| {
         storage::recovery::startup(engine, &options)
     });
     match result.and_then(|r| r) {
-        Ok(_) => ctx.exit(0),
+        Ok(_) => {
+            // From now on the checkpointer may checkpoint and the bgwriter
+            // write: our checkpoint is done.
+            storage::shmem::checkpointer_queue(&ctx.shmem).set_recovery_finished();
+            ctx.exit(0)
+        }
         Err(e) => {
             let target = if e.severity == pgerror::Severity::Panic {
                 launch::elog::PANIC

@@ -6,7 +6,10 @@
 //! sizes, stores them in the segment header through `SizingParams`, creates
 //! the segment, and calls [`init_regions`] once, before any child exists
 //! (and again on the fresh segment of every crash cycle). Children attach
-//! the same regions from the header's sizes.
+//! the same regions from the header's sizes, and build their handles with
+//! [`with_engine`] (processes that hand their fsyncs to the checkpointer)
+//! or [`with_checkpointing_engine`] (the checkpointer and the startup
+//! process, which fsync what their checkpoints need themselves).
 //!
 //! # Invariants
 //! 1. `init_regions` runs only on a segment no process has attached yet.
@@ -34,6 +37,9 @@ pub fn region_sizes(params: &mut SizingParams) {
     params.clog_bytes = crate::clog::shmem_size_bytes(crate::clog::CLOG_BUFFERS) as u64;
     params.transam_bytes = (crate::transam::shmem_size_bytes(params.num_procs())
         + crate::transam::inval::shmem_size_bytes()) as u64;
+    params.checkpointer_bytes = crate::checkpointer_shmem::shmem_size_bytes(
+        crate::checkpointer_shmem::max_requests_for(params.shared_buffers),
+    ) as u64;
 }
 
 /// Initialises every storage region of a new segment.
@@ -85,6 +91,7 @@ pub fn init_regions(shmem: &Shmem, fsync: bool) -> Result<(), String> {
     };
     crate::transam::shared::init_region(shared, end_slots);
     inval_queue(shmem).init();
+    checkpointer_queue(shmem).init();
     Ok(())
 }
 
@@ -101,6 +108,29 @@ pub fn inval_queue(shmem: &Shmem) -> &crate::transam::inval::SharedInvalQueue {
     // is 64-byte aligned (a multiple of 64 from a 64-aligned region); the
     // queue is atomics and a spinlock, valid when zero-filled.
     unsafe { &*(base.add(offset) as *const crate::transam::inval::SharedInvalQueue) }
+}
+
+/// The checkpointer's requests and fsync queue in the segment.
+pub fn checkpointer_queue(shmem: &Shmem) -> crate::checkpointer_shmem::CheckpointerQueue<'_> {
+    let (base, len) = shmem.region(RegionId::Checkpointer);
+    // SAFETY: the region lies in the live mapping, 64-byte aligned, sized
+    // by `region_sizes`, zero-filled or initialised by `init_regions`; it
+    // stays mapped while `shmem` is borrowed.
+    unsafe { crate::checkpointer_shmem::CheckpointerQueue::attach(base, len) }
+}
+
+/// This process's handle on the shared WAL (the walwriter needs nothing
+/// else; the checkpointer polls the insert position with it).
+pub fn attach_wal<'a>(
+    shmem: &'a Shmem,
+    data_dir: &std::path::Path,
+) -> Result<crate::wal::SharedWal<'a>, pgerror::PgError> {
+    let (base, len) = shmem.region(RegionId::Wal);
+    // SAFETY: the WAL region of the live segment, initialised by the
+    // postmaster; mapped while `shmem` is borrowed.
+    let region = unsafe { crate::wal::WalRegion::attach(base, len) }
+        .map_err(|e| pgerror::PgError::internal(format!("could not attach WAL buffers: {e}")))?;
+    Ok(crate::wal::SharedWal::new(region, data_dir.join("pg_wal")))
 }
 
 /// The commit log's shared header and slots inside its region.
@@ -146,20 +176,42 @@ pub fn transam_parts(
 
 /// Builds this process's handles on the storage regions (WAL, buffer pool,
 /// commit log, transaction state) and its own storage manager, and runs `f`
-/// with them. Used by the startup process and the checkpointer.
+/// with them. For every process that does not run checkpoints itself
+/// (backends, bgwriter, autovacuum): its storage manager hands fsync and
+/// tombstone requests to the checkpointer (`checkpointer_shmem` rule F1).
 pub fn with_engine<R>(
     shmem: &Shmem,
     data_dir: &std::path::Path,
     fsync: bool,
     f: impl FnOnce(&mut crate::recovery::EngineContext<'_, '_>) -> R,
 ) -> Result<R, pgerror::PgError> {
+    let forwarder = crate::checkpointer_shmem::SharedSyncForwarder::new(shmem)
+        .map_err(|e| pgerror::PgError::internal(format!("could not map shared memory: {e}")))?;
+    engine(shmem, data_dir, fsync, Some(Box::new(forwarder)), f)
+}
+
+/// [`with_engine`] for the two processes that write checkpoints: the
+/// checkpointer and the startup process (its end-of-recovery checkpoint).
+/// Their storage manager keeps its own fsync set and tombstones, which
+/// their checkpoints take.
+pub fn with_checkpointing_engine<R>(
+    shmem: &Shmem,
+    data_dir: &std::path::Path,
+    fsync: bool,
+    f: impl FnOnce(&mut crate::recovery::EngineContext<'_, '_>) -> R,
+) -> Result<R, pgerror::PgError> {
+    engine(shmem, data_dir, fsync, None, f)
+}
+
+fn engine<R>(
+    shmem: &Shmem,
+    data_dir: &std::path::Path,
+    fsync: bool,
+    forwarder: Option<Box<dyn crate::smgr::SyncRequestForwarder>>,
+    f: impl FnOnce(&mut crate::recovery::EngineContext<'_, '_>) -> R,
+) -> Result<R, pgerror::PgError> {
     let p = *shmem.params();
-    let (base, len) = shmem.region(RegionId::Wal);
-    // SAFETY: the WAL region of the live segment, initialised by the
-    // postmaster; mapped while `shmem` is borrowed.
-    let region = unsafe { crate::wal::WalRegion::attach(base, len) }
-        .map_err(|e| pgerror::PgError::internal(format!("could not attach WAL buffers: {e}")))?;
-    let wal = crate::wal::SharedWal::new(region, data_dir.join("pg_wal"));
+    let wal = attach_wal(shmem, data_dir)?;
     let (base, len) = shmem.region(RegionId::BufferPool);
     // SAFETY: the buffer pool region, initialised for `shared_buffers`.
     let pool = unsafe { crate::buffer::BufferPool::attach(base, len, p.shared_buffers as usize) };
@@ -176,6 +228,10 @@ pub fn with_engine<R>(
             ..Default::default()
         },
     );
+    if let Some(forwarder) = forwarder {
+        smgr.set_sync_forwarder(forwarder)
+            .map_err(pgerror::PgError::from)?;
+    }
     let mut ctx = crate::recovery::EngineContext {
         data_dir,
         wal: &wal,
@@ -219,6 +275,7 @@ mod tests {
             wal_bytes: 0,
             clog_bytes: 0,
             transam_bytes: 0,
+            checkpointer_bytes: 0,
         };
         region_sizes(&mut p);
         let shm = Shmem::create(p, 1).unwrap();

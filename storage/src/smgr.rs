@@ -64,12 +64,20 @@
 //! 2. A created file is durable before `create`/`extend` returns: after
 //!    creating a segment file (or a database directory) the parent directory
 //!    is fsynced. The same after removing files.
-//! 3. Block writes become durable only at fsync. `write`, `extend` and
-//!    `truncate` record the segment in this process's dirty set; a checkpoint
-//!    is complete only after [`Smgr::sync_pending`] has fsynced them. (The
-//!    checkpointer's shared fsync request queue comes later: then backends
-//!    forward [`Smgr::take_pending_syncs`] to it and the checkpointer feeds
-//!    them to [`Smgr::register_sync`].) A failed fsync is a PANIC
+//! 3. Block writes become durable only at fsync, and **a write's fsync is
+//!    never lost**: before `write`, `extend` or `truncate` returns, the
+//!    segment is either
+//!    - in this process's dirty set, if it keeps its own (the checkpointer,
+//!      and the startup process, which writes its own end-of-recovery
+//!      checkpoint): a checkpoint is complete only after
+//!      [`Smgr::sync_pending`] has fsynced them; or
+//!    - handed to the checkpointer through the [`SyncRequestForwarder`]
+//!      (every other process: backends, bgwriter; PostgreSQL's
+//!      `RegisterSyncRequest`), whose checkpoint fsyncs it; or
+//!    - fsynced right here, when the forwarder cannot take it (queue full
+//!      and not compactable, or no checkpointer running).
+//!
+//!    A failed fsync is a PANIC
 //!    ([`SmgrError::to_pg_error`]): Linux may drop the dirty pages and clear
 //!    the error, so a retry could report a success that is not one; recovery
 //!    from WAL is the only safe path. A descriptor reopened after LRU
@@ -79,7 +87,9 @@
 //!    and the new; replaying the truncate record finishes the job.
 //! 5. Dropping a main fork (outside redo) truncates segment 0 to zero bytes
 //!    and leaves it as a *tombstone* until after the next checkpoint
-//!    ([`Smgr::take_pending_unlinks`], [`Smgr::complete_unlink`]): while WAL
+//!    ([`Smgr::take_pending_unlinks`], [`Smgr::complete_unlink`]; a process
+//!    with a forwarder hands the tombstone to the checkpointer instead,
+//!    which removes it after its next checkpoint): while WAL
 //!    that names the old relfilenode may still be replayed, the number must
 //!    not be reused by a new relation (whose `create` fails on the
 //!    tombstone). Other forks and later segments are removed at once.
@@ -177,6 +187,19 @@ impl SegmentTag {
     }
 }
 
+/// Where a process that does not run checkpoints sends the fsyncs and
+/// tombstone removals its writes and drops call for: the checkpointer's
+/// request queue (`crate::checkpointer_shmem`). Crash safety rule 3.
+pub trait SyncRequestForwarder: Send {
+    /// Queues an fsync of `tag` for the next checkpoint. `false` if it
+    /// could not be queued: the caller fsyncs the segment itself at once.
+    fn forward_fsync(&self, tag: SegmentTag) -> bool;
+    /// Queues the removal of the tombstone `tag` after the next checkpoint
+    /// (waiting while the queue is full). `false` if no checkpointer runs:
+    /// the caller keeps the tombstone in its own list.
+    fn forward_unlink(&self, tag: SegmentTag) -> bool;
+}
+
 /// Settings fixed when a process builds its [`Smgr`].
 #[derive(Clone, Debug)]
 pub struct SmgrOptions {
@@ -212,6 +235,9 @@ pub struct Smgr {
     pending_syncs: HashSet<SegmentTag>,
     /// Tombstones to remove after the next checkpoint (crash safety rule 5).
     pending_unlinks: Vec<SegmentTag>,
+    /// Set in processes that hand fsyncs and tombstones to the checkpointer
+    /// (crash safety rule 3); `None` in those that run checkpoints.
+    forwarder: Option<Box<dyn SyncRequestForwarder>>,
 }
 
 /// Whether opening a segment may create it.
@@ -235,7 +261,31 @@ impl Smgr {
             full_segments: HashMap::new(),
             pending_syncs: HashSet::new(),
             pending_unlinks: Vec::new(),
+            forwarder: None,
         }
+    }
+
+    /// From now on, hand fsync requests and tombstones to `forwarder`
+    /// instead of keeping them (every process except the checkpointer and
+    /// the startup process). Segments already in the dirty set are
+    /// forwarded too, or fsynced if that fails.
+    pub fn set_sync_forwarder(
+        &mut self,
+        forwarder: Box<dyn SyncRequestForwarder>,
+    ) -> Result<(), SmgrError> {
+        self.forwarder = Some(forwarder);
+        for tag in self.take_pending_syncs() {
+            self.register_dirty_segment(tag)?;
+        }
+        for tag in std::mem::take(&mut self.pending_unlinks) {
+            self.register_tombstone(tag);
+        }
+        Ok(())
+    }
+
+    /// Whether fsyncs and tombstones go to the checkpointer.
+    pub fn forwards_sync_requests(&self) -> bool {
+        self.forwarder.is_some()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -355,7 +405,7 @@ impl Smgr {
                 })
             }
         }
-        self.register_sync(tag);
+        self.register_dirty_segment(tag)?;
         if (blkno + 1) % self.options.segment_size_blocks == 0 {
             self.full_segments.insert((rel, fork), tag.segno + 1);
         }
@@ -418,7 +468,7 @@ impl Smgr {
                 })
             }
         }
-        self.register_sync(tag);
+        self.register_dirty_segment(tag)?;
         Ok(())
     }
 
@@ -465,7 +515,7 @@ impl Smgr {
                 nblocks,
                 source,
             })?;
-            self.register_sync(tag);
+            self.register_dirty_segment(tag)?;
         }
         Ok(())
     }
@@ -509,9 +559,7 @@ impl Smgr {
                     Ok(()) => {}
                 }
                 if segno == 0 && fork == ForkNumber::Main && !is_redo {
-                    if !self.pending_unlinks.contains(&tag) {
-                        self.pending_unlinks.push(tag);
-                    }
+                    self.register_tombstone(tag);
                     continue;
                 }
                 match std::fs::remove_file(&abs) {
@@ -530,6 +578,15 @@ impl Smgr {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Adds a tombstone to this process's list (the checkpointer, for
+    /// requests absorbed from other processes); removed after the next
+    /// checkpoint.
+    pub fn register_unlink(&mut self, tag: SegmentTag) {
+        if !self.pending_unlinks.contains(&tag) {
+            self.pending_unlinks.push(tag);
+        }
     }
 
     /// Drains the tombstones left by `unlink`; the checkpointer passes each
@@ -579,18 +636,51 @@ impl Smgr {
         Ok(())
     }
 
-    /// Records that a segment must be fsynced before the next checkpoint
-    /// completes. `write`, `extend` and `truncate` call this; the
-    /// checkpointer will call it for requests forwarded by other processes.
-    /// Does nothing with `fsync = off`.
+    /// Records in this process's own dirty set that a segment must be
+    /// fsynced before the next checkpoint completes; the checkpointer calls
+    /// it for requests absorbed from other processes. Does nothing with
+    /// `fsync = off`.
     pub fn register_sync(&mut self, tag: SegmentTag) {
         if self.options.fsync {
             self.pending_syncs.insert(tag);
         }
     }
 
+    /// After a write to `tag` (PostgreSQL's `register_dirty_segment`),
+    /// crash safety rule 3: forward the fsync, or fsync now if it cannot be
+    /// forwarded, or keep it in the dirty set.
+    fn register_dirty_segment(&mut self, tag: SegmentTag) -> Result<(), SmgrError> {
+        if !self.options.fsync {
+            return Ok(());
+        }
+        let Some(forwarder) = &self.forwarder else {
+            self.pending_syncs.insert(tag);
+            return Ok(());
+        };
+        if forwarder.forward_fsync(tag) {
+            return Ok(());
+        }
+        log::debug!("could not forward fsync request because request queue is full");
+        let file = self.open_segment(tag, None, Open::Existing)?;
+        fsync_file(file).map_err(|source| SmgrError::Fsync {
+            path: tag.path(),
+            source,
+        })
+    }
+
+    /// A dropped main fork's tombstone: to the checkpointer if there is a
+    /// forwarder and a checkpointer takes it, else into our own list.
+    fn register_tombstone(&mut self, tag: SegmentTag) {
+        if let Some(forwarder) = &self.forwarder {
+            if forwarder.forward_unlink(tag) {
+                return;
+            }
+        }
+        self.register_unlink(tag);
+    }
+
     /// Drains the dirty set without fsyncing, to hand it to the process that
-    /// will (the checkpointer, once its request queue exists).
+    /// will.
     pub fn take_pending_syncs(&mut self) -> Vec<SegmentTag> {
         self.pending_syncs.drain().collect()
     }

@@ -251,6 +251,21 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             check_read_write(session, "DROP TABLE")?;
             tables::exec_drop_table(session, query, s, dest)
         }
+        N::CheckPointStmt(_) if session.engine.is_some() => {
+            if !session.settings.get_bool("is_superuser") {
+                return Err(PgError::new(
+                    SqlState::INSUFFICIENT_PRIVILEGE,
+                    "must be superuser or have privileges of pg_checkpoint to do CHECKPOINT",
+                ));
+            }
+            let engine = session.engine.as_ref().ok_or_else(tables::no_storage)?;
+            storage::checkpointer_shmem::request_checkpoint(
+                engine.shmem,
+                storage::recovery::CheckpointFlags::COMMAND,
+                crate::interrupts::check_for_interrupts,
+            )?;
+            Ok("CHECKPOINT".into())
+        }
         N::VariableSetStmt(s) => utility::exec_set(session, s, dest).map(String::from),
         N::VariableShowStmt(s) => utility::exec_show(session, s, dest).map(String::from),
         N::TransactionStmt(s) => utility::exec_transaction(session, s, dest).map(String::from),

@@ -12,17 +12,20 @@
 //! 2. The first write assigns an xid ([`ensure_xid`]), which also extends
 //!    the commit log.
 //! 3. When `xact.rs` says the transaction ended, [`end_transaction`] makes
-//!    it so: on commit a commit record (flushed when `synchronous_commit`
-//!    is on, else left to the walwriter), the commit log, the proc array,
-//!    then the files of dropped tables and the invalidation messages for
-//!    other backends; on abort an abort record, the files of tables created
-//!    by the transaction, and our own cache.
+//!    it so through `storage::xact`: on commit a commit record (flushed when
+//!    `synchronous_commit` is on or a table was dropped, else left to the
+//!    walwriter), the commit log, the proc array, the files of dropped
+//!    tables; then the invalidation messages for other backends. On abort
+//!    an abort record, the files of tables created by the transaction, and
+//!    our own cache.
 //!
 //! # Rules
 //!
-//! 1. (T1) Commit order: WAL record (and flush) before the commit log says
-//!    committed; the commit log before the xid leaves the proc array (so
-//!    no snapshot sees it gone but not committed); invalidations after.
+//! 1. (T1) Commit order (storage::xact): WAL record (and flush) before the
+//!    commit log says committed, with the checkpoint held off in between
+//!    (DELAY_CHKPT_START); the commit log before the xid leaves the proc
+//!    array (so no snapshot sees it gone but not committed); invalidations
+//!    after.
 //! 2. (T2) A transaction's own catalog changes are visible to its later
 //!    statements (command ids), so the relation cache is emptied after
 //!    every DDL statement and at every abort.
@@ -42,12 +45,11 @@ use std::sync::Arc;
 use pg_query::protobuf::{self as pb, node::Node as N};
 use pgerror::{PgError, PgResult, Severity, SqlState};
 use storage::catalog::{self, NewColumn, RelationInfo};
-use storage::clog::XidStatus;
 use storage::heap::CurrentXact;
 use storage::recovery::SmgrCreate;
 use storage::transam::inval::{InvalAction, InvalMessage};
-use storage::transam::{IsolationLevel, OidAssignMode, Snapshot, XactAbort, XactCommit};
-use storage::types::{ForkNumber, Lsn, Oid, RelFileLocator, Xid};
+use storage::transam::{IsolationLevel, OidAssignMode, Snapshot};
+use storage::types::{ForkNumber, Oid, RelFileLocator, Xid};
 
 use super::analyze::ParseState;
 use super::analyze_expr::typename_type;
@@ -216,76 +218,25 @@ pub fn end_transaction(session: &mut Session, commit: bool) -> PgResult<()> {
         return Ok(());
     }
     let now = super::datetime::from_system_time(std::time::SystemTime::now());
+    let proc = engine.proc;
     if commit {
         let synchronous = session.settings.get_str("synchronous_commit") != "off";
-        let record = XactCommit {
-            xid: sx.xid,
-            commit_time_us: now,
-            subxacts: Vec::new(),
-            dropped_rels: sx.dropped.clone(),
-            inval_flags: 0,
-        }
-        .assemble()
-        .map_err(|e| PgError::internal(format!("commit record: {e:?}")))?;
-        // From here on a failure leaves the outcome unknown: PANIC, as
-        // PostgreSQL's commit critical section does.
-        let at = engine.wal.insert(record).map_err(|e| panic_error(&e))?;
-        if synchronous {
-            engine.wal.flush(at.end).map_err(|e| panic_error(&e))?;
-        }
-        let async_lsn = if synchronous { Lsn::INVALID } else { at.end };
-        engine
-            .clog
-            .set_status(sx.xid, XidStatus::Committed, async_lsn)
-            .map_err(|e| PgError::from(e).with_severity(Severity::Panic))?;
-        engine.transam.end_transaction(engine.proc, sx.xid);
-        for rel in &sx.dropped {
-            drop_files(engine, *rel);
-        }
+        storage::xact::commit_transaction(
+            &mut engine.engine_ctx(),
+            proc,
+            sx.xid,
+            now,
+            &sx.dropped,
+            synchronous,
+        )?;
         engine.inval.send(&sx.inval);
     } else {
-        let record = XactAbort {
-            xid: sx.xid,
-            abort_time_us: now,
-            subxacts: Vec::new(),
-            dropped_rels: sx.created.clone(),
-        }
-        .assemble()
-        .map_err(|e| PgError::internal(format!("abort record: {e:?}")))?;
-        engine.wal.insert(record).map_err(|e| panic_error(&e))?;
-        engine
-            .clog
-            .set_status(sx.xid, XidStatus::Aborted, Lsn::INVALID)
-            .map_err(|e| PgError::from(e).with_severity(Severity::Panic))?;
-        engine.transam.end_transaction(engine.proc, sx.xid);
-        for rel in &sx.created {
-            drop_files(engine, *rel);
-        }
+        storage::xact::abort_transaction(&mut engine.engine_ctx(), proc, sx.xid, now, &sx.created)?;
         if !sx.inval.is_empty() {
             session.relcache.clear();
         }
     }
     Ok(())
-}
-
-fn panic_error(e: &storage::wal::WalError) -> PgError {
-    storage::wal::wal_error_to_pg(e).with_severity(Severity::Panic)
-}
-
-/// Forgets a relation's buffers and removes its files (the main fork's
-/// first segment stays as a tombstone until the next checkpoint).
-fn drop_files(engine: &mut crate::engine::Engine, rel: RelFileLocator) {
-    // Only the main fork exists so far (no free space or visibility map).
-    if let Err(e) =
-        engine
-            .buffers
-            .drop_relation_buffers(rel, ForkNumber::Main, storage::types::BlockNumber(0))
-    {
-        log::warn!("{}", PgError::from(e).message);
-    }
-    if let Err(e) = engine.smgr.unlink(rel, None, false) {
-        log::warn!("{}", PgError::from(e).message);
-    }
 }
 
 /// `name` or `schema.name` of a RangeVar, for messages.

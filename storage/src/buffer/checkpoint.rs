@@ -114,28 +114,32 @@ impl BufferManager<'_> {
         })
     }
 
-    /// One bgwriter round: starting at the clock hand, write the dirty
-    /// buffers the clock sweep would reuse next (no pins, usage count 0),
-    /// at most `max_pages` of them (`bgwriter_lru_maxpages`), so that
-    /// backends find clean victims. Looks at most one full circle ahead.
-    /// PostgreSQL sizes the look-ahead from the recent allocation rate
-    /// (`bgwriter_lru_multiplier`); the caller can do that with
-    /// [`super::BufferPool::num_allocs`] by choosing `max_pages`.
+    /// One bgwriter round (PostgreSQL's `BgBufferSync` scan): from clock
+    /// position `start_tick` (a value of [`super::BufferPool::clock_ticks`],
+    /// at or ahead of the hand), look at up to `max_scan` buffers in clock
+    /// order and write the dirty ones the clock sweep would reuse next (no
+    /// pins, usage count 0), so that backends find clean victims. Stops
+    /// after writing `max_pages` (`bgwriter_lru_maxpages`) or once
+    /// `reusable_target` reusable buffers (clean already, or just written)
+    /// were seen. The bgwriter chooses the start and the target from the
+    /// allocation rate and where its last round stopped.
     pub fn bgwriter_lru_pass(
         &self,
         smgr: &mut dyn BlockStorage,
         wal: &dyn WalFlush,
+        start_tick: u64,
+        max_scan: usize,
         max_pages: usize,
+        reusable_target: usize,
     ) -> Result<BgWriterStats, BufferError> {
         self.assert_no_content_locks("bgwriter_lru_pass");
-        let n = self.pool.nbuffers();
-        let start = self.pool.clock_position().index();
+        let n = self.pool.nbuffers() as u64;
         let mut stats = BgWriterStats::default();
-        for i in 0..n {
-            if stats.buffers_written >= max_pages {
+        for i in 0..max_scan as u64 {
+            if stats.buffers_written >= max_pages || stats.buffers_reusable >= reusable_target {
                 break;
             }
-            let id = BufferId(((start + i) % n) as u32);
+            let id = BufferId(((start_tick + i) % n) as u32);
             let r = self.sync_one_buffer(smgr, wal, id, true)?;
             stats.buffers_scanned += 1;
             stats.buffers_reusable += usize::from(r.reusable);

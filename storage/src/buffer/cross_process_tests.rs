@@ -135,7 +135,16 @@ fn increment_counters(
         }
         drop(buf);
         let extra = match k {
-            0 if i % 200 == 0 => mgr.bgwriter_lru_pass(&mut storage, &wal, 3).map(drop),
+            0 if i % 200 == 0 => mgr
+                .bgwriter_lru_pass(
+                    &mut storage,
+                    &wal,
+                    mgr.pool().clock_ticks(),
+                    mgr.pool().nbuffers(),
+                    3,
+                    usize::MAX,
+                )
+                .map(drop),
             1 if i % 5000 == 2500 => mgr
                 .checkpoint_buffers(&mut storage, &wal, |_, _| {})
                 .map(drop),

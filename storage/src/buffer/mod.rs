@@ -113,10 +113,11 @@
 //!    checksum; replay repairs it from the full-page image that the first
 //!    change after a checkpoint logs.
 //! 3. (C3) A checkpoint writes every buffer that was dirty when it started;
-//!    the writes count only once fsynced. Today each process's `Smgr` keeps
-//!    the segments *it* wrote pending fsync, so pages that backends or the
-//!    bgwriter wrote must reach the checkpointer's fsync set (the fsync
-//!    request queue) before a checkpoint can be called complete.
+//!    the writes count only once fsynced. A write by a backend or the
+//!    bgwriter queues its fsync request for the checkpointer before
+//!    `Smgr::write` returns (or fsyncs itself), and the I/O, hence
+//!    `BM_CHECKPOINT_NEEDED`, ends only after that; the checkpoint absorbs
+//!    the queue after its writes (`crate::checkpointer_shmem`, rule F1).
 //! 4. (C4) A failed write leaves the page dirty with `BM_IO_ERROR`; a
 //!    failed read leaves the buffer without `BM_VALID`. No buffer ever
 //!    claims contents it does not have.

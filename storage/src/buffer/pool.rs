@@ -313,11 +313,11 @@ impl<'a> BufferPool<'a> {
         BufferId((tick % self.descs.len() as u64) as u32)
     }
 
-    /// Where the clock hand is: the buffer it will pass next
-    /// (PostgreSQL's `StrategySyncStart`, without the pass count).
-    pub(crate) fn clock_position(&self) -> BufferId {
-        let tick = self.header.next_victim.load(Ordering::Relaxed);
-        BufferId((tick % self.descs.len() as u64) as u32)
+    /// How many times the clock hand has moved since init: the hand is at
+    /// buffer `clock_ticks() % nbuffers`, and the count tells one lap from
+    /// the next (PostgreSQL's `StrategySyncStart` with its pass count).
+    pub fn clock_ticks(&self) -> u64 {
+        self.header.next_victim.load(Ordering::Relaxed)
     }
 
     /// Victims handed out since init.

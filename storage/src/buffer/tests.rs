@@ -455,7 +455,16 @@ fn the_bgwriter_writes_only_unpinned_unused_dirty_buffers() {
         modify(&mgr, &mut smgr, b, 1, Lsn::INVALID);
     }
     // All four were used once: nothing for the bgwriter yet.
-    let stats = mgr.bgwriter_lru_pass(&mut smgr, &no_wal, 10).unwrap();
+    let stats = mgr
+        .bgwriter_lru_pass(
+            &mut smgr,
+            &no_wal,
+            mgr.pool().clock_ticks(),
+            mgr.pool().nbuffers(),
+            10,
+            usize::MAX,
+        )
+        .unwrap();
     assert_eq!((stats.buffers_written, stats.buffers_reusable), (0, 0));
     // Block 0 stays pinned; reading block 4 sweeps the usage counts to 0
     // and evicts one buffer (writing it).
@@ -471,9 +480,42 @@ fn the_bgwriter_writes_only_unpinned_unused_dirty_buffers() {
             .count()
     }
     assert_eq!(dirty(&mgr), 3, "blocks 0, 2, 3 are dirty");
-    let first = mgr.bgwriter_lru_pass(&mut smgr, &no_wal, 1).unwrap();
+    let none = mgr
+        .bgwriter_lru_pass(
+            &mut smgr,
+            &no_wal,
+            mgr.pool().clock_ticks(),
+            mgr.pool().nbuffers(),
+            10,
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        (none.buffers_scanned, none.buffers_written),
+        (0, 0),
+        "no reusable buffer wanted: nothing to look at"
+    );
+    let first = mgr
+        .bgwriter_lru_pass(
+            &mut smgr,
+            &no_wal,
+            mgr.pool().clock_ticks(),
+            mgr.pool().nbuffers(),
+            1,
+            usize::MAX,
+        )
+        .unwrap();
     assert_eq!(first.buffers_written, 1, "max_pages bounds a pass");
-    let second = mgr.bgwriter_lru_pass(&mut smgr, &no_wal, 10).unwrap();
+    let second = mgr
+        .bgwriter_lru_pass(
+            &mut smgr,
+            &no_wal,
+            mgr.pool().clock_ticks(),
+            mgr.pool().nbuffers(),
+            10,
+            usize::MAX,
+        )
+        .unwrap();
     assert_eq!(second.buffers_written, 1);
     assert_eq!(dirty(&mgr), 1, "only the pinned block 0 stays dirty");
     assert!(state_of(&mgr, 0).has(BM_DIRTY));

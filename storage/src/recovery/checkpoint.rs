@@ -8,19 +8,25 @@
 //!
 //! # The sequence, step by step
 //!
-//! 1. Read `pg_control`. A timed checkpoint with no WAL inserted since the
-//!    last checkpoint record is skipped ("system is idle").
+//! 1. Read `pg_control`. A timed, WAL-size or unforced requested checkpoint
+//!    with no WAL inserted since the last checkpoint record is skipped
+//!    ("system is idle").
 //! 2. Shutdown only: set the state "shutting down" and write `pg_control`.
 //! 3. Take the pending tombstones (this process's and
 //!    [`CheckpointOptions::unlink_requests`]).
 //! 4. Fix the redo point (`advance_redo_ptr`); for shutdown and end of
 //!    recovery, where nothing else inserts, it is the current insert
 //!    position and the checkpoint record will start exactly there.
-//! 5. Collect next xid, next oid and the oldest running xid.
+//! 5. Collect next xid, next oid and the oldest running xid; then wait
+//!    until every process that had DELAY_CHKPT_START set at this moment has
+//!    cleared it (its commit record may lie before the redo point while its
+//!    commit-log status is not set yet).
 //! 6. Write every dirty buffer, pacing through `progress(done, total)`.
 //! 7. Write and fsync the commit log's dirty pages.
-//! 8. Fsync the relation segments written since the last checkpoint (ours
-//!    and [`CheckpointOptions::fsync_requests`]).
+//! 8. Fsync the relation segments written since the last checkpoint: ours,
+//!    [`CheckpointOptions::fsync_requests`], and what
+//!    [`CheckpointOptions::absorb_fsync_requests`] returns now (requests
+//!    forwarded while step 6 ran).
 //! 9. Insert the checkpoint record (SHUTDOWN info for shutdown and end of
 //!    recovery, ONLINE otherwise) and flush the WAL to its end.
 //! 10. Write `pg_control`: checkPoint, its copy, the state ("shut down"
@@ -35,6 +41,12 @@
 //!    log activity while database system is shutting down").
 //! 2. `pg_control` names the new checkpoint only after steps 6-9 are done
 //!    and durable.
+//! 3. Every commit record before the redo point has its status in the
+//!    commit log written at step 7 (the wait of step 5).
+//! 4. Every relation write that cleared a buffer marked at step 6 is
+//!    fsynced at step 8: by us, by its writer (queue full), or because its
+//!    request was queued before the write returned and is absorbed at
+//!    step 8.
 //!
 //! # Crash safety (a crash at each step)
 //!
@@ -65,13 +77,76 @@ use super::records::checkpoint_record;
 use super::wal_files::{remove_old_wal_segments, WalRetention};
 use super::{now_epoch_secs, EngineContext};
 
+/// PostgreSQL's checkpoint request flags (`CHECKPOINT_*` in `xlog.h`), as
+/// requesters set them in the checkpointer's shared state and as "checkpoint
+/// starting:" prints them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CheckpointFlags(pub u32);
+
+impl CheckpointFlags {
+    pub const NONE: CheckpointFlags = CheckpointFlags(0);
+    /// Write at full speed: no spreading over `checkpoint_completion_target`.
+    pub const IMMEDIATE: CheckpointFlags = CheckpointFlags(0x0004);
+    /// Take it even if nothing was written since the last one.
+    pub const FORCE: CheckpointFlags = CheckpointFlags(0x0008);
+    /// The requester waits for it to complete.
+    pub const WAIT: CheckpointFlags = CheckpointFlags(0x0020);
+    /// Someone asked (set with every request; not printed).
+    pub const REQUESTED: CheckpointFlags = CheckpointFlags(0x0040);
+    /// Caused by the WAL volume (`max_wal_size`).
+    pub const CAUSE_XLOG: CheckpointFlags = CheckpointFlags(0x0080);
+    /// Caused by `checkpoint_timeout`.
+    pub const CAUSE_TIME: CheckpointFlags = CheckpointFlags(0x0100);
+    /// What the `CHECKPOINT` command asks for.
+    pub const COMMAND: CheckpointFlags = CheckpointFlags(0x0004 | 0x0008 | 0x0020);
+
+    pub fn contains(self, other: CheckpointFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The words PostgreSQL 15's `LogCheckpointStart` prints for these
+    /// flags, each with a leading space, in its order.
+    fn words(self) -> String {
+        [
+            (Self::IMMEDIATE, " immediate"),
+            (Self::FORCE, " force"),
+            (Self::WAIT, " wait"),
+            (Self::CAUSE_XLOG, " wal"),
+            (Self::CAUSE_TIME, " time"),
+        ]
+        .iter()
+        .filter(|(f, _)| self.contains(*f))
+        .map(|(_, w)| *w)
+        .collect()
+    }
+}
+
+impl std::ops::BitOr for CheckpointFlags {
+    type Output = CheckpointFlags;
+    fn bitor(self, rhs: CheckpointFlags) -> CheckpointFlags {
+        CheckpointFlags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for CheckpointFlags {
+    fn bitor_assign(&mut self, rhs: CheckpointFlags) {
+        self.0 |= rhs.0;
+    }
+}
+
 /// Why an online checkpoint runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckpointReason {
     /// `checkpoint_timeout` elapsed.
     Timed,
-    /// `CHECKPOINT` (or another explicit request): immediate, forced.
-    Requested,
+    /// Someone asked through the checkpointer's shared state (`CHECKPOINT`
+    /// asks [`CheckpointFlags::COMMAND`]); the flags of every request taken
+    /// together, plus the cause the checkpointer found itself.
+    Requested(CheckpointFlags),
     /// `max_wal_size` worth of WAL since the last redo point.
     WalSize,
 }
@@ -89,10 +164,13 @@ pub enum CheckpointKind {
 impl CheckpointKind {
     /// Immediate checkpoints write at full speed; the others are spread.
     pub fn is_immediate(self) -> bool {
-        !matches!(
-            self,
-            CheckpointKind::Online(CheckpointReason::Timed | CheckpointReason::WalSize)
-        )
+        match self {
+            CheckpointKind::Shutdown | CheckpointKind::EndOfRecovery => true,
+            CheckpointKind::Online(CheckpointReason::Requested(flags)) => {
+                flags.contains(CheckpointFlags::IMMEDIATE)
+            }
+            CheckpointKind::Online(CheckpointReason::Timed | CheckpointReason::WalSize) => false,
+        }
     }
 
     fn is_shutdown_like(self) -> bool {
@@ -102,14 +180,27 @@ impl CheckpointKind {
         )
     }
 
-    /// PostgreSQL's flag words after "checkpoint starting:".
-    fn flag_words(self) -> &'static str {
+    /// Whether the checkpoint is skipped when nothing was inserted since
+    /// the last checkpoint record (PostgreSQL: unless shutdown, end of
+    /// recovery or FORCE).
+    fn skips_when_idle(self) -> bool {
         match self {
-            CheckpointKind::Shutdown => " shutdown immediate",
-            CheckpointKind::EndOfRecovery => " end-of-recovery immediate wait",
-            CheckpointKind::Online(CheckpointReason::Requested) => " immediate force wait",
-            CheckpointKind::Online(CheckpointReason::Timed) => " time",
-            CheckpointKind::Online(CheckpointReason::WalSize) => " wal",
+            CheckpointKind::Shutdown | CheckpointKind::EndOfRecovery => false,
+            CheckpointKind::Online(CheckpointReason::Requested(flags)) => {
+                !flags.contains(CheckpointFlags::FORCE)
+            }
+            CheckpointKind::Online(CheckpointReason::Timed | CheckpointReason::WalSize) => true,
+        }
+    }
+
+    /// PostgreSQL's flag words after "checkpoint starting:".
+    fn flag_words(self) -> String {
+        match self {
+            CheckpointKind::Shutdown => " shutdown immediate".to_string(),
+            CheckpointKind::EndOfRecovery => " end-of-recovery immediate wait".to_string(),
+            CheckpointKind::Online(CheckpointReason::Requested(flags)) => flags.words(),
+            CheckpointKind::Online(CheckpointReason::Timed) => " time".to_string(),
+            CheckpointKind::Online(CheckpointReason::WalSize) => " wal".to_string(),
         }
     }
 
@@ -126,6 +217,13 @@ pub struct CheckpointOptions<'f> {
     /// Tombstones of relations other processes dropped (removed after this
     /// checkpoint).
     pub unlink_requests: Vec<SegmentTag>,
+    /// Called at step 8, just before the fsyncs: the fsync requests other
+    /// processes forwarded while the buffers were being written (the
+    /// checkpointer absorbs its queue here, PostgreSQL's
+    /// `AbsorbSyncRequests` at the start of `ProcessSyncRequests`). A write
+    /// done by another process during step 6 is in that queue by then, or
+    /// was fsynced by its writer (`checkpointer_shmem` rule F1).
+    pub absorb_fsync_requests: &'f dyn Fn() -> Vec<SegmentTag>,
     pub wal_retention: WalRetention,
     /// Whether a WAL segment may be removed (the archiver is done with it).
     pub may_remove: &'f dyn Fn(&str) -> bool,
@@ -136,6 +234,7 @@ impl Default for CheckpointOptions<'_> {
         CheckpointOptions {
             fsync_requests: Vec::new(),
             unlink_requests: Vec::new(),
+            absorb_fsync_requests: &Vec::new,
             wal_retention: WalRetention::default(),
             may_remove: &|_| true,
         }
@@ -247,8 +346,9 @@ pub fn create_checkpoint(
     let prev_redo = control.check_point_copy.redo;
     let timeline = TimeLineId(control.check_point_copy.this_timeline_id);
 
-    // 1. Idle: a timed checkpoint right after the previous record.
-    if kind == CheckpointKind::Online(CheckpointReason::Timed) && is_idle(ctx, &control) {
+    // 1. Idle: a checkpoint that may be skipped, right after the previous
+    // record.
+    if kind.skips_when_idle() && is_idle(ctx, &control) {
         log::debug!("checkpoint skipped because system is idle");
         return Ok(CheckpointStats::skipped(kind, &control, nbuffers));
     }
@@ -266,8 +366,11 @@ pub fn create_checkpoint(
 
     // 4-10. On failure the previous checkpoint stays in force, and so do
     // the tombstones.
-    let written = match write_checkpoint(kind, ctx, &mut control, options.fsync_requests, progress)
-    {
+    let requests = FsyncRequests {
+        before: options.fsync_requests,
+        absorb: options.absorb_fsync_requests,
+    };
+    let written = match write_checkpoint(kind, ctx, &mut control, requests, progress) {
         Ok(written) => written,
         Err(e) => {
             keep_tombstones(ctx, &tombstones);
@@ -326,13 +429,20 @@ struct Written {
     sync_time: Duration,
 }
 
+/// The fsync requests of other processes: those known before the
+/// checkpoint and the hook that collects those forwarded meanwhile.
+struct FsyncRequests<'f> {
+    before: Vec<SegmentTag>,
+    absorb: &'f dyn Fn() -> Vec<SegmentTag>,
+}
+
 /// Steps 4-10: redo point, counters, writes, fsyncs, the record,
 /// `pg_control`.
 fn write_checkpoint(
     kind: CheckpointKind,
     ctx: &mut EngineContext<'_, '_>,
     control: &mut ControlFile,
-    fsync_requests: Vec<SegmentTag>,
+    requests: FsyncRequests<'_>,
     progress: impl FnMut(usize, usize),
 ) -> Result<Written, PgError> {
     let timeline = control.check_point_copy.this_timeline_id;
@@ -343,6 +453,7 @@ fn write_checkpoint(
     let next_xid = ctx.transam.next_xid();
     let next_oid = ctx.transam.next_oid();
     let oldest_active_xid = oldest_running_xid(ctx).unwrap_or(next_xid);
+    wait_for_delaying_commits(ctx.transam.procs());
 
     // 6, 7.
     let write_start = Instant::now();
@@ -353,6 +464,8 @@ fn write_checkpoint(
 
     // 8.
     let sync_start = Instant::now();
+    let mut fsync_requests = requests.before;
+    fsync_requests.extend((requests.absorb)());
     let (sync_files, longest_sync) = sync_relation_files(ctx, fsync_requests)?;
     let sync_end = Instant::now();
 
@@ -434,6 +547,30 @@ fn oldest_running_xid(ctx: &EngineContext<'_, '_>) -> Option<Xid> {
         .map(|p| Xid(p.xid.load(std::sync::atomic::Ordering::SeqCst)))
         .filter(|x| x.is_valid())
         .min()
+}
+
+/// Step 5, last part (PostgreSQL's `GetVirtualXIDsDelayingChkpt` and
+/// `HaveVirtualXIDsDelayingChkpt`): waits, in 10 ms naps, until every
+/// process that was between inserting its commit record and setting its
+/// commit-log status when the redo point was fixed has finished that step.
+/// Otherwise a commit whose record lies before the redo point could miss
+/// both the commit log written in step 7 and the replay from the redo point.
+/// Later commits are not waited for: their records follow the redo point.
+fn wait_for_delaying_commits(procs: &[shmem_layout::procarray::Proc]) {
+    let delaying: Vec<(usize, u32)> = procs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.delay_chkpt_start_generation().map(|g| (i, g)))
+        .collect();
+    if delaying.is_empty() {
+        return;
+    }
+    while delaying
+        .iter()
+        .any(|&(i, g)| procs[i].delay_chkpt_start_generation() == Some(g))
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Step 8, one file at a time so that the longest fsync can be reported.

@@ -50,12 +50,14 @@
 //!    so no record is half-inserted across it). At shutdown and end of
 //!    recovery nothing else inserts, so it is where the checkpoint record
 //!    will start.
-//! 4. Collect the counters: next xid, next oid, oldest running xid.
+//! 4. Collect the counters: next xid, next oid, oldest running xid; wait
+//!    for the commits that were delaying checkpoints at step 3.
 //! 5. Write every buffer dirty now (`checkpoint_buffers`, paced by the
 //!    caller's progress callback), then the commit log's dirty pages (which
 //!    fsyncs its segments).
 //! 6. Fsync every relation segment written since the last checkpoint, ours
-//!    and those other processes asked for.
+//!    and those other processes asked for (the queue is absorbed once more
+//!    here, after the writes of step 5).
 //! 7. Insert the checkpoint record and flush the WAL up to its end.
 //! 8. Update `pg_control` (checkPoint, its copy, state) and fsync it.
 //! 9. Remove the tombstones taken in step 2.
@@ -95,15 +97,19 @@
 //! "in crash recovery" and the same checkpoint: the next start replays the
 //! same WAL again, which is harmless by invariant 5.
 //!
-//! # What the callers must still provide
+//! # What the callers provide
 //!
-//! - A commit that has inserted its record but not yet set its commit-log
-//!   status must hold the checkpoint's step 3 back (PostgreSQL's
-//!   `DELAY_CHKPT_START`), or the status could be in neither the checkpoint
-//!   nor the replay; there is no such flag in the proc array yet.
-//! - Segments written by other processes reach step 6 through
-//!   [`CheckpointOptions::fsync_requests`]; tombstones of relations dropped
-//!   by other processes through [`CheckpointOptions::unlink_requests`].
+//! - A commit between inserting its record and setting its commit-log
+//!   status holds the checkpoint back after step 3 (DELAY_CHKPT_START in
+//!   the proc entry, set by `crate::xact::commit_transaction`; the
+//!   checkpoint waits for it).
+//! - Segments written by other processes reach step 6 through the
+//!   checkpointer's queue (`crate::checkpointer_shmem`): absorbed before the
+//!   checkpoint into [`CheckpointOptions::fsync_requests`] or the
+//!   checkpointer's own `Smgr`, and once more just before the fsyncs through
+//!   [`CheckpointOptions::absorb_fsync_requests`]. Tombstones of relations
+//!   dropped by other processes arrive the same way, before the checkpoint
+//!   ([`CheckpointOptions::unlink_requests`]).
 
 mod bootstrap;
 mod checkpoint;
@@ -125,7 +131,8 @@ pub use bootstrap::{
     bootstrap_cluster, generate_system_identifier, Bootstrapped, FIRST_WAL_SEGMENT,
 };
 pub use checkpoint::{
-    create_checkpoint, CheckpointKind, CheckpointOptions, CheckpointReason, CheckpointStats,
+    create_checkpoint, CheckpointFlags, CheckpointKind, CheckpointOptions, CheckpointReason,
+    CheckpointStats,
 };
 pub use pacing::{checkpoint_segments, wal_checkpoint_needed, CheckpointSchedule};
 pub use records::{

@@ -420,7 +420,7 @@ fn replay_starts_at_the_last_checkpoints_redo_point() {
         let model_ref = &mut model;
         let during_ref = &mut during;
         let stats = create_checkpoint(
-            CheckpointKind::Online(CheckpointReason::Requested),
+            CheckpointKind::Online(CheckpointReason::Requested(CheckpointFlags::COMMAND)),
             ctx,
             CheckpointOptions::default(),
             |done, _total| {
@@ -638,9 +638,43 @@ fn checkpoint_log_line_has_postgres_shape() {
          longest=0.005 s, average=0.002 s; distance=3072 kB, estimate=3072 kB"
     );
     assert_eq!(
-        CheckpointKind::Online(CheckpointReason::Requested).start_message(),
+        CheckpointKind::Online(CheckpointReason::Requested(CheckpointFlags::COMMAND))
+            .start_message(),
         "checkpoint starting: immediate force wait"
     );
+    // PostgreSQL 15's words and their order, whatever the requests merged.
+    let merged =
+        CheckpointFlags::COMMAND | CheckpointFlags::CAUSE_XLOG | CheckpointFlags::REQUESTED;
+    let lines: Vec<String> = [
+        CheckpointKind::Online(CheckpointReason::Requested(merged)),
+        CheckpointKind::Online(CheckpointReason::Requested(CheckpointFlags::CAUSE_XLOG)),
+        CheckpointKind::Online(CheckpointReason::Requested(
+            CheckpointFlags::FORCE | CheckpointFlags::WAIT,
+        )),
+        CheckpointKind::Online(CheckpointReason::Timed),
+        CheckpointKind::Online(CheckpointReason::WalSize),
+        CheckpointKind::Shutdown,
+        CheckpointKind::EndOfRecovery,
+    ]
+    .iter()
+    .map(|k| k.start_message())
+    .collect();
+    assert_eq!(
+        lines,
+        [
+            "checkpoint starting: immediate force wait wal",
+            "checkpoint starting: wal",
+            "checkpoint starting: force wait",
+            "checkpoint starting: time",
+            "checkpoint starting: wal",
+            "checkpoint starting: shutdown immediate",
+            "checkpoint starting: end-of-recovery immediate wait",
+        ]
+    );
+    assert!(
+        !CheckpointKind::Online(CheckpointReason::Requested(CheckpointFlags::FORCE)).is_immediate()
+    );
+    assert!(CheckpointKind::Online(CheckpointReason::Requested(merged)).is_immediate());
 }
 
 #[test]
@@ -704,7 +738,7 @@ fn a_checkpoint_removes_the_tombstones_registered_before_it() {
             .join(crate::smgr::relpath(REL2, ForkNumber::Main));
         assert!(path.exists(), "a tombstone until the next checkpoint");
         create_checkpoint(
-            CheckpointKind::Online(CheckpointReason::Requested),
+            CheckpointKind::Online(CheckpointReason::Requested(CheckpointFlags::COMMAND)),
             ctx,
             CheckpointOptions::default(),
             |_, _| {},

@@ -43,10 +43,13 @@
 //!    lets [`decide_write`] say what to do: go ahead, wait for the xid with
 //!    [`Transam::wait_for_xid`] and look again, skip the row, follow the
 //!    update chain (read committed), or fail with `40001` (repeatable read).
-//! 4. Commit: build the commit record ([`XactCommit::assemble`]), insert and
-//!    flush it, set the commit-log status, then [`Transam::end_transaction`]
-//!    (clear the xid from the proc array, advance latestCompletedXid, wake
-//!    the waiters). Abort: the same with the abort record and no flush.
+//! 4. Commit (`crate::xact::commit_transaction`): build the commit record
+//!    ([`XactCommit::assemble`]), insert and flush it under
+//!    DELAY_CHKPT_START, set the commit-log status, then
+//!    [`Transam::end_transaction`] (clear the xid from the proc array,
+//!    advance latestCompletedXid, wake the waiters). Abort
+//!    (`crate::xact::abort_transaction`): the same with the abort record and
+//!    no flush.
 //!
 //! # The protocol (numbered rules; the files refer to them as P1..P9)
 //!
