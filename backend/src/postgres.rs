@@ -135,7 +135,11 @@ impl Backend {
     }
 
     fn fatal(&mut self, e: &PgError) -> ! {
-        self.abort_open_transaction();
+        // After a PANIC nothing more may reach shared state or WAL: the
+        // crash cycle discards it all.
+        if e.severity < Severity::Panic {
+            self.abort_open_transaction();
+        }
         fatal_exit(&self.ctx, &mut self.conn, e)
     }
 
