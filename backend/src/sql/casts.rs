@@ -51,6 +51,13 @@ impl CastMethod {
             {
                 Volatility::Stable
             }
+            // They read the session's TimeZone.
+            CastMethod::Func(_)
+                if (source == TypeOid::TIMESTAMPTZ && target == TypeOid::TIMESTAMP)
+                    || (source == TypeOid::TIMESTAMP && target == TypeOid::TIMESTAMPTZ) =>
+            {
+                Volatility::Stable
+            }
             _ => Volatility::Immutable,
         }
     }
@@ -111,6 +118,44 @@ casts! {
     INT4 => REGTYPE I CastMethod::Func(int_to_oid);
     INT8 => REGTYPE I CastMethod::Func(int_to_oid);
     REGTYPE => OID I CastMethod::Binary;
+    TEXT => BPCHAR I CastMethod::Binary;
+    VARCHAR => BPCHAR I CastMethod::Binary;
+    BPCHAR => TEXT I CastMethod::Func(bpchar_to_text);
+    BPCHAR => VARCHAR I CastMethod::Func(bpchar_to_text);
+    BPCHAR => NAME I CastMethod::Func(bpchar_to_name);
+    NAME => BPCHAR A CastMethod::Binary;
+    TIMESTAMPTZ => TIMESTAMP A CastMethod::Func(timestamptz_to_timestamp);
+    TIMESTAMP => TIMESTAMPTZ I CastMethod::Func(timestamp_to_timestamptz);
+}
+
+/// bpchar → text drops the padding (PostgreSQL's rtrim1).
+fn bpchar_to_text(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    match v {
+        Datum::Text(s) => Ok(Datum::Text(s.trim_end_matches(' ').to_string())),
+        _ => unreachable!("bpchar casts receive text"),
+    }
+}
+
+fn bpchar_to_name(v: &Datum, io: &IoContext) -> PgResult<Datum> {
+    text_to_name(&bpchar_to_text(v, io)?, io)
+}
+
+fn timestamptz_to_timestamp(v: &Datum, io: &IoContext) -> PgResult<Datum> {
+    match v {
+        Datum::TimestampTz(t) => Ok(Datum::TimestampTz(
+            super::datetime::timestamptz_to_timestamp(*t, &io.timezone),
+        )),
+        _ => unreachable!("timestamp casts receive timestamps"),
+    }
+}
+
+fn timestamp_to_timestamptz(v: &Datum, io: &IoContext) -> PgResult<Datum> {
+    match v {
+        Datum::TimestampTz(t) => Ok(Datum::TimestampTz(
+            super::datetime::timestamp_to_timestamptz(*t, &io.timezone),
+        )),
+        _ => unreachable!("timestamp casts receive timestamps"),
+    }
 }
 
 /// find_coercion_pathway: how to turn `source` into `target` in `context`,
@@ -196,7 +241,28 @@ pub fn apply_typmod(value: Datum, ty: TypeOid, typmod: i32, explicit: bool) -> P
                 )),
             }
         }
+        (TypeOid::BPCHAR, Datum::Text(s)) => {
+            // Blank-padded to the length; longer values lose only trailing
+            // spaces (or anything, in an explicit cast).
+            let len = (typmod - 4) as usize;
+            match s.char_indices().nth(len) {
+                None => {
+                    let n = s.chars().count();
+                    Ok(Datum::Text(format!("{s}{}", " ".repeat(len - n))))
+                }
+                Some((cut, _)) if explicit || s[cut..].chars().all(|c| c == ' ') => {
+                    Ok(Datum::Text(s[..cut].to_string()))
+                }
+                Some(_) => Err(PgError::new(
+                    SqlState::STRING_DATA_RIGHT_TRUNCATION,
+                    format!("value too long for type character({len})"),
+                )),
+            }
+        }
         (TypeOid::NUMERIC, Datum::Numeric(n)) => Ok(Datum::Numeric(n.apply_typmod(typmod)?)),
+        (TypeOid::TIMESTAMP, Datum::TimestampTz(t)) => Ok(Datum::TimestampTz(
+            super::datetime::round_to_precision(t, typmod),
+        )),
         (TypeOid::TIMESTAMPTZ, Datum::TimestampTz(t)) => Ok(Datum::TimestampTz(
             super::datetime::round_to_precision(t, typmod),
         )),

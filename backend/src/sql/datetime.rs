@@ -173,6 +173,66 @@ fn format_offset(offset_east: i32) -> String {
     }
 }
 
+/// timestamp_out: the wall-clock reading, without a zone.
+pub fn timestamp_out(ts: i64) -> String {
+    let s = timestamptz_out(ts, &TimeZone::Utc);
+    match s.strip_suffix("+00") {
+        Some(local) => local.to_string(),
+        None => s,
+    }
+}
+
+/// timestamp_in: like [`timestamptz_in`], read as a UTC reading so that the
+/// stored value is the wall-clock time itself. An explicit zone is ignored,
+/// as PostgreSQL's timestamp input ignores it.
+pub fn timestamp_in(input: &str, now_utc_reading: i64) -> PgResult<i64> {
+    let trimmed = input.trim();
+    let without_zone = strip_zone(trimmed);
+    timestamptz_in(without_zone, &TimeZone::Utc, now_utc_reading).map_err(|mut e| {
+        e.message = e
+            .message
+            .replace("timestamp with time zone", "timestamp without time zone");
+        e
+    })
+}
+
+/// The reading without a trailing `Z`, `UTC` or numeric offset.
+fn strip_zone(s: &str) -> &str {
+    let lower = s.to_ascii_lowercase();
+    for z in [" utc", " gmt", "z"] {
+        if lower.ends_with(z) && s.len() > 10 {
+            return s[..s.len() - z.len()].trim_end();
+        }
+    }
+    // A `+HH[:MM]` / `-HH[:MM]` after the time part (not the date's dashes).
+    if let Some(t) = s.find([' ', 'T', 't']) {
+        if let Some(p) = s[t..].rfind(['+', '-']) {
+            return s[..t + p].trim_end();
+        }
+    }
+    s
+}
+
+/// timestamptz → timestamp: the wall-clock reading in `tz`.
+pub fn timestamptz_to_timestamp(ts: i64, tz: &TimeZone) -> i64 {
+    if ts == TIMESTAMP_INFINITY || ts == TIMESTAMP_MINUS_INFINITY {
+        return ts;
+    }
+    let unix_secs = ts.div_euclid(USECS_PER_SEC) + PG_EPOCH_UNIX_SECS;
+    ts + tz.offset_at(unix_secs) as i64 * USECS_PER_SEC
+}
+
+/// timestamp → timestamptz: the instant at which `tz` shows this reading.
+pub fn timestamp_to_timestamptz(ts: i64, tz: &TimeZone) -> i64 {
+    if ts == TIMESTAMP_INFINITY || ts == TIMESTAMP_MINUS_INFINITY {
+        return ts;
+    }
+    let local_secs = ts.div_euclid(USECS_PER_SEC) + PG_EPOCH_UNIX_SECS;
+    let guess = local_secs - tz.offset_at(local_secs) as i64;
+    let offset = tz.offset_at(guess) as i64;
+    ts - offset * USECS_PER_SEC
+}
+
 /// Rounds to `precision` fractional digits (a `timestamptz(p)` typmod).
 pub fn round_to_precision(ts: i64, precision: i32) -> i64 {
     if !(0..6).contains(&precision) || ts == TIMESTAMP_INFINITY || ts == TIMESTAMP_MINUS_INFINITY {
@@ -340,6 +400,21 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_reads_and_prints_the_wall_clock() {
+        let t = timestamp_in("2024-02-29 13:45:01.5", 0).unwrap();
+        assert_eq!(timestamp_out(t), "2024-02-29 13:45:01.5");
+        assert_eq!(
+            timestamp_in("2024-02-29 13:45:01+05", 0)
+                .map(timestamp_out)
+                .unwrap(),
+            "2024-02-29 13:45:01"
+        );
+        let tz = TimeZone::Utc;
+        assert_eq!(timestamptz_to_timestamp(t, &tz), t);
+        assert_eq!(timestamp_to_timestamptz(t, &tz), t);
+    }
 
     #[test]
     fn utc_output_is_iso() {

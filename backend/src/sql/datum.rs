@@ -24,7 +24,9 @@ pub enum Datum {
     Numeric(Numeric),
     /// text, varchar, name, and the string of an `unknown` literal.
     Text(String),
-    /// Microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's epoch).
+    /// Microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's epoch) for
+    /// timestamptz; for timestamp, the wall-clock reading counted the same
+    /// way (as if it were UTC).
     TimestampTz(i64),
     /// oid and regtype.
     Oid(u32),

@@ -153,6 +153,7 @@ pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
         Some(S::Text(x)) | Some(S::Name(x)) => Datum::Text(x),
         Some(S::Oid(o)) => Datum::Oid(o.0),
         Some(S::Char(c)) => Datum::Text(char::from(c).to_string()),
+        Some(S::Timestamp(t)) => Datum::TimestampTz(t),
     }
 }
 

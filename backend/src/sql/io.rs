@@ -61,7 +61,13 @@ pub fn input(ty: TypeOid, text: &str, io: &IoContext) -> PgResult<Datum> {
         TypeOid::OID => Datum::Oid(parse_oid(text)?),
         TypeOid::FLOAT8 => Datum::Float8(float::parse_float8(text, "double precision")?),
         TypeOid::NUMERIC => Datum::Numeric(Numeric::parse(text)?),
-        TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::UNKNOWN => Datum::Text(text.to_string()),
+        TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::UNKNOWN => {
+            Datum::Text(text.to_string())
+        }
+        TypeOid::TIMESTAMP => Datum::TimestampTz(datetime::timestamp_in(
+            text,
+            datetime::timestamptz_to_timestamp(io.now, &io.timezone),
+        )?),
         TypeOid::NAME => Datum::Text(truncate_name(text).to_string()),
         TypeOid::TIMESTAMPTZ => {
             Datum::TimestampTz(datetime::timestamptz_in(text, &io.timezone, io.now)?)
@@ -88,6 +94,7 @@ pub fn output(value: &Datum, ty: TypeOid, io: &IoContext) -> String {
         Datum::Float8(v) => float::float8_out(*v, io.extra_float_digits),
         Datum::Numeric(n) => n.to_text(),
         Datum::Text(s) => s.clone(),
+        Datum::TimestampTz(t) if ty == TypeOid::TIMESTAMP => datetime::timestamp_out(*t),
         Datum::TimestampTz(t) => datetime::timestamptz_out(*t, &io.timezone),
         Datum::Oid(oid) if ty == TypeOid::REGTYPE => regtype_out(*oid),
         Datum::Oid(oid) => oid.to_string(),

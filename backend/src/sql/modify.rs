@@ -443,7 +443,8 @@ fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
         (Datum::Int4(x), sd::INT4OID) => Stored::Int4(*x),
         (Datum::Int8(x), sd::INT8OID) => Stored::Int8(*x),
         (Datum::Float8(x), sd::FLOAT8OID) => Stored::Float8(*x),
-        (Datum::Text(s), sd::TEXTOID | sd::VARCHAROID) => Stored::Text(s.clone()),
+        (Datum::Text(s), sd::TEXTOID | sd::VARCHAROID | sd::BPCHAROID) => Stored::Text(s.clone()),
+        (Datum::TimestampTz(t), sd::TIMESTAMPOID) => Stored::Timestamp(*t),
         (Datum::Text(s), sd::NAMEOID) => Stored::Name(s.clone()),
         (Datum::Oid(o), sd::OIDOID) => Stored::Oid(Oid(*o)),
         (v, ty) => {

@@ -33,6 +33,7 @@ impl TypeOid {
     pub const OID: TypeOid = TypeOid(26);
     pub const FLOAT8: TypeOid = TypeOid(701);
     pub const UNKNOWN: TypeOid = TypeOid(705);
+    pub const BPCHAR: TypeOid = TypeOid(1042);
     pub const VARCHAR: TypeOid = TypeOid(1043);
     pub const DATE: TypeOid = TypeOid(1082);
     pub const TIMESTAMP: TypeOid = TypeOid(1114);
@@ -93,9 +94,10 @@ types! {
     OID         "oid"         "oid"                         4  Numeric  false true;
     FLOAT8      "float8"      "double precision"            8  Numeric  true  true;
     UNKNOWN     "unknown"     "unknown"                     -2 Unknown  false true;
+    BPCHAR      "bpchar"      "character"                   -1 String   false true;
     VARCHAR     "varchar"     "character varying"           -1 String   false true;
     DATE        "date"        "date"                        4  DateTime false false;
-    TIMESTAMP   "timestamp"   "timestamp without time zone" 8  DateTime false false;
+    TIMESTAMP   "timestamp"   "timestamp without time zone" 8  DateTime false true;
     TIMESTAMPTZ "timestamptz" "timestamp with time zone"    8  DateTime true  true;
     INTERVAL    "interval"    "interval"                    16 Timespan true  false;
     NUMERIC     "numeric"     "numeric"                     -1 Numeric  false true;
@@ -160,16 +162,23 @@ pub fn typmod_in(oid: TypeOid, args: &[i32]) -> PgResult<i32> {
     }
     let invalid = |msg: String| PgError::new(SqlState::INVALID_PARAMETER_VALUE, msg);
     match oid {
-        TypeOid::VARCHAR => {
+        TypeOid::VARCHAR | TypeOid::BPCHAR => {
+            let name = if oid == TypeOid::VARCHAR {
+                "varchar"
+            } else {
+                "char"
+            };
             if args.len() != 1 {
                 return Err(invalid("invalid type modifier".into()));
             }
             if args[0] < 1 {
-                return Err(invalid("length for type varchar must be at least 1".into()));
+                return Err(invalid(format!(
+                    "length for type {name} must be at least 1"
+                )));
             }
             if args[0] > 10 * 1024 * 1024 {
                 return Err(invalid(format!(
-                    "length for type varchar cannot exceed {}",
+                    "length for type {name} cannot exceed {}",
                     10 * 1024 * 1024
                 )));
             }
@@ -193,15 +202,20 @@ pub fn typmod_in(oid: TypeOid, args: &[i32]) -> PgResult<i32> {
             }
             Ok(((precision << 16) | (scale & 0x7ff)) + 4)
         }
-        TypeOid::TIMESTAMPTZ => {
+        TypeOid::TIMESTAMPTZ | TypeOid::TIMESTAMP => {
             if args.len() != 1 {
                 return Err(invalid("invalid type modifier".into()));
             }
             if args[0] < 0 {
-                return Err(invalid(
-                    "TIMESTAMP(-1) WITH TIME ZONE precision must not be negative"
-                        .replace("-1", &args[0].to_string()),
-                ));
+                let zone = if oid == TypeOid::TIMESTAMPTZ {
+                    " WITH TIME ZONE"
+                } else {
+                    ""
+                };
+                return Err(invalid(format!(
+                    "TIMESTAMP({}){zone} precision must not be negative",
+                    args[0]
+                )));
             }
             Ok(args[0].min(6))
         }

@@ -3,8 +3,8 @@
 //! are PostgreSQL 15's.
 
 use crate::heap::datum::{
-    Attribute, Datum, TupleDesc, BOOLOID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID, NAMEOID,
-    OIDOID, TEXTOID, VARCHAROID,
+    Attribute, Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID,
+    NAMEOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
 };
 use crate::types::{Oid, RelFileLocator, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID};
 
@@ -243,7 +243,7 @@ const fn ty(
 }
 
 /// The types a table column may have, with PostgreSQL's OIDs and layouts.
-pub static BUILTIN_TYPES: [BuiltinType; 10] = [
+pub static BUILTIN_TYPES: [BuiltinType; 12] = [
     ty(16, "bool", 1, true, b'B', b'c', 1000),
     ty(18, "char", 1, true, b'Z', b'c', 1002),
     ty(19, "name", 64, false, b'S', b'c', 1003),
@@ -253,7 +253,9 @@ pub static BUILTIN_TYPES: [BuiltinType; 10] = [
     ty(25, "text", -1, false, b'S', b'i', 1009),
     ty(26, "oid", 4, true, b'N', b'i', 1028),
     ty(701, "float8", 8, true, b'N', b'd', 1022),
+    ty(1042, "bpchar", -1, false, b'S', b'i', 1014),
     ty(1043, "varchar", -1, false, b'S', b'i', 1015),
+    ty(1114, "timestamp", 8, true, b'D', b'd', 1115),
 ];
 
 pub fn builtin_type(oid: Oid) -> Option<&'static BuiltinType> {
@@ -274,6 +276,8 @@ pub fn is_storable_type(oid: Oid) -> bool {
             | OIDOID
             | FLOAT8OID
             | VARCHAROID
+            | BPCHAROID
+            | TIMESTAMPOID
     )
 }
 

@@ -12,6 +12,8 @@
 //!  float8   701      8    d (8)      IEEE 754 bits, little-endian
 //!  text      25     -1    i (4)      varlena
 //!  varchar 1043     -1    i (4)      varlena (the length limit is the executor's)
+//!  bpchar  1042     -1    i (4)      varlena, blank-padded by the executor
+//!  timestamp 1114     8    d (8)      i64 microseconds since 2000-01-01, LE
 //!  char      18      1    c (1)      one byte (the catalogs' "char")
 //!  name      19     64    c (1)      NUL-padded, at most 63 bytes of text
 //!  oid       26      4    i (4)      u32, little-endian
@@ -67,6 +69,8 @@ pub const INT4OID: Oid = Oid(23);
 pub const TEXTOID: Oid = Oid(25);
 pub const FLOAT8OID: Oid = Oid(701);
 pub const VARCHAROID: Oid = Oid(1043);
+pub const BPCHAROID: Oid = Oid(1042);
+pub const TIMESTAMPOID: Oid = Oid(1114);
 pub const CHAROID: Oid = Oid(18);
 pub const NAMEOID: Oid = Oid(19);
 pub const OIDOID: Oid = Oid(26);
@@ -142,6 +146,8 @@ pub enum Datum {
     Name(String),
     /// `"char"`: one byte.
     Char(u8),
+    /// `timestamp`: microseconds since 2000-01-01 00:00, wall clock.
+    Timestamp(i64),
 }
 
 /// `typlen` and `typalign` of a supported built-in type.
@@ -152,8 +158,8 @@ fn builtin_layout(type_oid: Oid) -> Option<(i16, TypAlign)> {
         OIDOID => Some((4, TypAlign::Int)),
         INT2OID => Some((2, TypAlign::Short)),
         INT4OID => Some((4, TypAlign::Int)),
-        INT8OID | FLOAT8OID => Some((8, TypAlign::Double)),
-        TEXTOID | VARCHAROID => Some((-1, TypAlign::Int)),
+        INT8OID | FLOAT8OID | TIMESTAMPOID => Some((8, TypAlign::Double)),
+        TEXTOID | VARCHAROID | BPCHAROID => Some((-1, TypAlign::Int)),
         _ => None,
     }
 }
@@ -275,7 +281,11 @@ pub(super) fn write_datum(
             tuple.extend_from_slice(data);
             tuple.resize(start + NAMEDATALEN, 0);
         }
-        (TEXTOID | VARCHAROID, Datum::Text(s)) => {
+        (TIMESTAMPOID, Datum::Timestamp(v)) => {
+            pad(tuple);
+            tuple.extend_from_slice(&v.to_le_bytes());
+        }
+        (TEXTOID | VARCHAROID | BPCHAROID, Datum::Text(s)) => {
             let data = s.as_bytes();
             if data.len() + 1 <= VARATT_SHORT_MAX {
                 tuple.push(((data.len() + 1) << 1 | 1) as u8);
@@ -338,6 +348,10 @@ pub(super) fn read_datum(
         ),
         INT8OID => (
             Datum::Int8(i64::from_le_bytes(fixed(tuple, at).ok_or_else(short)?)),
+            8,
+        ),
+        TIMESTAMPOID => (
+            Datum::Timestamp(i64::from_le_bytes(fixed(tuple, at).ok_or_else(short)?)),
             8,
         ),
         FLOAT8OID => {
@@ -416,6 +430,8 @@ mod tests {
             (VARCHAROID, -1, 'i'),
             (CHAROID, 1, 'c'),
             (NAMEOID, 64, 'c'),
+            (BPCHAROID, -1, 'i'),
+            (TIMESTAMPOID, 8, 'd'),
             (OIDOID, 4, 'i'),
         ];
         for (oid, typlen, align) in expect {
