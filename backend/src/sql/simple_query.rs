@@ -120,6 +120,7 @@ fn uses_tables(node: &N) -> bool {
             | N::DeleteStmt(_)
             | N::CreateStmt(_)
             | N::DropStmt(_)
+            | N::TruncateStmt(_)
     )
 }
 
@@ -250,6 +251,10 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
         {
             check_read_write(session, "DROP TABLE")?;
             tables::exec_drop_table(session, query, s, dest)
+        }
+        N::TruncateStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "TRUNCATE TABLE")?;
+            tables::exec_truncate(session, query, s)
         }
         N::CheckPointStmt(_) if session.engine.is_some() => {
             if !session.settings.get_bool("is_superuser") {

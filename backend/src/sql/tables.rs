@@ -401,10 +401,10 @@ pub fn exec_create_table(
     if !stmt.constraints.is_empty() {
         return Err(unsupported("table constraints"));
     }
-    if !stmt.options.is_empty() || !stmt.access_method.is_empty() || !stmt.tablespacename.is_empty()
-    {
-        return Err(unsupported("storage options in CREATE TABLE"));
+    if !stmt.access_method.is_empty() || !stmt.tablespacename.is_empty() {
+        return Err(unsupported("USING and TABLESPACE in CREATE TABLE"));
     }
+    check_table_options(&stmt.options)?;
     let ps = ParseState::new(query, io);
     let mut columns: Vec<NewColumn> = Vec::new();
     for elt in &stmt.table_elts {
@@ -520,16 +520,7 @@ pub fn exec_create_table(
     };
     let engine = session.engine.as_mut().ok_or_else(no_storage)?;
     let db = engine.db;
-    let wal = engine.wal;
-    let mut log_error = None;
-    let oid = engine.transam.new_oid(OidAssignMode::Normal, |next| {
-        if let Err(e) = wal.insert(storage::recovery::next_oid_record(next)) {
-            log_error = Some(e);
-        }
-    });
-    if let Some(e) = log_error {
-        return Err(storage::wal::wal_error_to_pg(&e));
-    }
+    let oid = new_oid(engine)?;
     let owner = catalog::BOOTSTRAP_SUPERUSER_ID;
     let info = catalog::create_relation_rows(
         &mut engine.heap_ctx(),
@@ -542,9 +533,33 @@ pub fn exec_create_table(
         &xact,
     )?;
     let locator = info.locator(db);
-    // The file exists before its WAL record, as PostgreSQL's
-    // RelationCreateStorage does; an abort (or a crash before commit)
-    // leaves an empty file that the abort record, or nothing, removes.
+    create_storage(engine, locator)?;
+    session.storage.created.push(locator);
+    session.storage.inval.push(InvalMessage { db, rel: oid });
+    session.relcache.clear();
+    Ok("CREATE TABLE".into())
+}
+
+/// A new OID (logging a NEXTOID record when the reserved range is used up).
+fn new_oid(engine: &mut crate::engine::Engine) -> PgResult<Oid> {
+    let wal = engine.wal;
+    let mut log_error = None;
+    let oid = engine.transam.new_oid(OidAssignMode::Normal, |next| {
+        if let Err(e) = wal.insert(storage::recovery::next_oid_record(next)) {
+            log_error = Some(e);
+        }
+    });
+    match log_error {
+        Some(e) => Err(storage::wal::wal_error_to_pg(&e)),
+        None => Ok(oid),
+    }
+}
+
+/// Creates a relation's (empty) main fork and WAL-logs it. The file exists
+/// before its WAL record, as PostgreSQL's RelationCreateStorage does; an
+/// abort (or a crash before commit) leaves an empty file that the abort
+/// record, or nothing, removes.
+fn create_storage(engine: &mut crate::engine::Engine, locator: RelFileLocator) -> PgResult<()> {
     engine.smgr.create(locator, ForkNumber::Main, false)?;
     engine
         .wal
@@ -556,10 +571,114 @@ pub fn exec_create_table(
             .assemble(),
         )
         .map_err(|e| storage::wal::wal_error_to_pg(&e))?;
-    session.storage.created.push(locator);
-    session.storage.inval.push(InvalMessage { db, rel: oid });
+    Ok(())
+}
+
+/// `WITH (...)` of CREATE TABLE: `fillfactor` between 10 and 100 is
+/// accepted (inserts still fill pages completely: with no HOT updates yet,
+/// the reserved space would serve nothing); anything else is refused as
+/// PostgreSQL refuses an unknown parameter.
+fn check_table_options(options: &[pg_query::protobuf::Node]) -> PgResult<()> {
+    for o in options {
+        let Some(N::DefElem(d)) = inner(o) else {
+            continue;
+        };
+        if d.defname != "fillfactor" || !d.defnamespace.is_empty() {
+            return Err(PgError::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("unrecognized parameter \"{}\"", d.defname),
+            ));
+        }
+        let value = match d.arg.as_deref().and_then(inner) {
+            Some(N::Integer(i)) => Some(i.ival as i64),
+            Some(N::AConst(c)) => match &c.val {
+                Some(pb::a_const::Val::Ival(i)) => Some(i.ival as i64),
+                _ => None,
+            },
+            _ => None,
+        };
+        match value {
+            Some(v) if (10..=100).contains(&v) => {}
+            Some(v) => {
+                return Err(PgError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("value {v} out of bounds for option \"fillfactor\""),
+                )
+                .with_detail("Valid values are between \"10\" and \"100\"."))
+            }
+            None => {
+                return Err(PgError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "invalid value for integer option \"fillfactor\"",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// TRUNCATE: each table gets a new, empty file (a new relfilenode in its
+/// `pg_class` row); the old file goes when the transaction commits, the new
+/// one if it aborts (PostgreSQL's transactional truncate).
+pub fn exec_truncate(
+    session: &mut Session,
+    query: &str,
+    stmt: &pb::TruncateStmt,
+) -> PgResult<String> {
+    if stmt.restart_seqs {
+        return Err(PgError::unsupported(
+            "TRUNCATE ... RESTART IDENTITY is not supported yet",
+        ));
+    }
+    let mut targets = Vec::new();
+    for r in &stmt.relations {
+        let Some(N::RangeVar(rv)) = inner(r) else {
+            return Err(PgError::internal("TRUNCATE target is not a RangeVar"));
+        };
+        let rel = resolve_relation(session, query, rv)?;
+        if rel.namespace == catalog::PG_CATALOG_NAMESPACE {
+            return Err(PgError::new(
+                SqlState::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied: \"{}\" is a system catalog", rel.name),
+            ));
+        }
+        if !targets.iter().any(|t: &Arc<RelationInfo>| t.oid == rel.oid) {
+            targets.push(rel);
+        }
+    }
+    for rel in targets {
+        let xid = ensure_xid(session)?;
+        let xact = CurrentXact {
+            xid,
+            ..session.storage.current()
+        };
+        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let db = engine.db;
+        let relfilenode = new_oid(engine)?;
+        let new_locator = RelFileLocator {
+            rel_number: relfilenode,
+            ..rel.locator(db)
+        };
+        create_storage(engine, new_locator)?;
+        session.storage.created.push(new_locator);
+        catalog::set_relfilenode(
+            &mut engine.heap_ctx(),
+            db,
+            rel.oid,
+            relfilenode,
+            snapshot,
+            &xact,
+            &mut crate::interrupts::check_for_interrupts,
+        )?;
+        session.storage.dropped.push(rel.locator(db));
+        session
+            .storage
+            .inval
+            .push(InvalMessage { db, rel: rel.oid });
+    }
     session.relcache.clear();
-    Ok("CREATE TABLE".into())
+    Ok("TRUNCATE TABLE".into())
 }
 
 /// DROP TABLE.

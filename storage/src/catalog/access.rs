@@ -10,7 +10,8 @@ use pgerror::PgError;
 use crate::heap::datum::Attribute;
 use crate::heap::datum::{Datum, TupleDesc};
 use crate::heap::heapam::{
-    delete_row, heap_beginscan, heap_insert, CurrentXact, HeapContext, HeapRelation, RowOutcome,
+    delete_row, heap_beginscan, heap_insert, update_row, CurrentXact, HeapContext, HeapRelation,
+    RowOutcome,
 };
 use crate::heap::tuple::{deform_tuple, ItemPointer};
 use crate::transam::Snapshot;
@@ -308,4 +309,35 @@ pub fn delete_relation_rows(
         delete_row(ctx, &attribute, xact, tid, &mut |_| Ok(false), interrupts)?;
     }
     Ok(true)
+}
+
+/// Points relation `oid` at a new relfilenode (TRUNCATE's new, empty file)
+/// by updating its `pg_class` row in the caller's transaction. Fails with
+/// `XX000 tuple concurrently updated` if another transaction changed the
+/// row meanwhile (PostgreSQL's simple_heap_update; a lock manager will make
+/// that wait instead).
+pub fn set_relfilenode(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    relfilenode: Oid,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<(), PgError> {
+    let class = catalog_relation(&PG_CLASS, db);
+    let rows = scan_catalog(ctx, &PG_CLASS, db, snapshot, *xact, |v| {
+        get_oid(&v[0]) == oid
+    })?;
+    let Some((tid, mut values)) = rows.into_iter().next() else {
+        return Err(PgError::internal(format!(
+            "cache lookup failed for relation {oid}"
+        )));
+    };
+    values[PG_CLASS.column_index("relfilenode")] = super::defs::oid(relfilenode);
+    let tuple = class.form(&values)?;
+    match update_row(ctx, &class, xact, tid, tuple, &mut |_| Ok(None), interrupts)? {
+        RowOutcome::Updated { .. } => Ok(()),
+        _ => Err(PgError::internal("tuple concurrently updated")),
+    }
 }

@@ -43,7 +43,7 @@ pub mod defs;
 
 pub use access::{
     create_relation_rows, delete_relation_rows, lookup_namespace, lookup_relation, scan_catalog,
-    CatalogRow, ColumnInfo, NewColumn, RelationInfo,
+    set_relfilenode, CatalogRow, ColumnInfo, NewColumn, RelationInfo,
 };
 pub use bootstrap::{bootstrap_catalogs, BootstrapDatabase};
 pub use defs::*;
