@@ -9,6 +9,10 @@
 #      serialize access due to concurrent update` once the first commits.
 #   3. A DROP TABLE / CREATE TABLE committed by another session is seen by
 #      a session whose cache held the old table (shared invalidation).
+#   4. Even inside a repeatable read transaction, whose table data keeps its
+#      first snapshot, the catalogs are read as they are now.
+#   5. COMMIT AND CHAIN inside a multi-statement string is refused and the
+#      string rolls back.
 source "$(dirname "$0")/lib.sh"
 
 start_server || bail "the server starts"
@@ -64,6 +68,26 @@ psql_q "drop table shape" -c "create table shape (b text, c int8)" -c "insert in
     >/dev/null || bail "another session replaces the table"
 bg_query d "select * from shape;" || bail "session d reads shape again"
 is "$BG_STDOUT" "x|2" "session d sees the new definition and its row"
+
+# --- 4. Repeatable read sees DDL made after its snapshot ---------------------------
+psql_q "create table gone (a int4)" -c "insert into gone values (1)" >/dev/null || bail "create table gone"
+bg_start e -v VERBOSITY=verbose
+bg_query e "begin isolation level repeatable read; select 1;" || bail "session e takes a snapshot"
+psql_q "drop table gone" -c "create table fresh (a int4)" -c "insert into fresh values (7)" \
+    >/dev/null || bail "another session drops one table and creates another"
+bg_query e "select count(*) from fresh;" || bail "session e reads the new table"
+is "$BG_STDOUT" 0 "a repeatable read transaction finds a table created after its snapshot (and sees none of its rows)"
+bg_send e "select * from gone;"
+check "and no longer finds the table dropped after its snapshot" \
+    bg_wait_err e '42P01: relation "gone" does not exist'
+bg_close e
+
+# --- 5. AND CHAIN is refused in an implicit block, which rolls back -----------------
+psql_q "create table chain (a int4)" >/dev/null || bail "create table chain"
+out=$(psql_q "insert into chain values (1); commit and chain; insert into chain values (2)" 2>&1)
+like "$out" 'COMMIT AND CHAIN can only be used in transaction blocks' \
+    "COMMIT AND CHAIN in a multi-statement string is an error"
+is "$(psql_q 'select count(*) from chain')" 0 "and the whole string rolled back"
 
 bg_close a; bg_close b; bg_close d
 stop_server fast

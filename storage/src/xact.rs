@@ -87,10 +87,35 @@ pub fn commit_transaction(
     dropped_rels: &[RelFileLocator],
     synchronous_commit: bool,
 ) -> Result<Lsn, PgError> {
+    commit_transaction_then(
+        engine,
+        my_proc,
+        xid,
+        commit_time_us,
+        dropped_rels,
+        synchronous_commit,
+        || {},
+    )
+}
+
+/// [`commit_transaction`], running `when_visible` after the transaction
+/// left the proc array (step 6) and before the dropped relations' files go
+/// (step 7): where a backend tells others, through the invalidation queue,
+/// to stop using those files.
+pub fn commit_transaction_then(
+    engine: &mut EngineContext<'_, '_>,
+    my_proc: &Proc,
+    xid: Xid,
+    commit_time_us: i64,
+    dropped_rels: &[RelFileLocator],
+    synchronous_commit: bool,
+    when_visible: impl FnOnce(),
+) -> Result<Lsn, PgError> {
     // 0.
     if !xid.is_valid() {
         debug_assert!(dropped_rels.is_empty(), "dropping relations needs an xid");
         engine.transam.end_transaction(my_proc, Xid::INVALID);
+        when_visible();
         return Ok(Lsn::INVALID);
     }
     let record = XactCommit {
@@ -130,6 +155,7 @@ pub fn commit_transaction(
     };
     // 6.
     engine.transam.end_transaction(my_proc, xid);
+    when_visible();
     // 7.
     drop_relation_files(engine, dropped_rels);
     Ok(end)

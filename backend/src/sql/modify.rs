@@ -370,12 +370,10 @@ pub fn analyze_update(
         }
         let col = column_index(ps, &rel, &rt.name, rt.location)?;
         if assignments.iter().any(|(c, _)| *c == col) {
-            return Err(ps.error_at(
-                PgError::new(
-                    SqlState::DUPLICATE_COLUMN,
-                    format!("multiple assignments to same column \"{}\"", rt.name),
-                ),
-                rt.location,
+            // PostgreSQL reports this one without a position.
+            return Err(PgError::new(
+                SqlState::SYNTAX_ERROR,
+                format!("multiple assignments to same column \"{}\"", rt.name),
             ));
         }
         assignments.push((col, assign(&sps, &rel, col, val)?));

@@ -42,11 +42,7 @@ pub fn exec_simple_query(
     session.xact.start_command(&mut session.settings);
     let statements = match parser::parse(query_string) {
         Ok(s) => s,
-        Err(e) => {
-            session.xact.abort_current(&mut session.settings);
-            finish_storage_xact(session)?;
-            return Err(e);
-        }
+        Err(e) => return Err(abort_after_error(session, e)),
     };
     if statements.is_empty() {
         session.xact.commit_command(&mut session.settings);
@@ -57,12 +53,28 @@ pub fn exec_simple_query(
     for (i, stmt) in statements.iter().enumerate() {
         let last = i + 1 == statements.len();
         if let Err(e) = exec_statement(session, query_string, stmt, implicit_block, last, dest) {
-            session.xact.abort_current(&mut session.settings);
-            finish_storage_xact(session)?;
-            return Err(e);
+            return Err(abort_after_error(session, e));
         }
     }
     Ok(())
+}
+
+/// Aborts the current transaction after `e` and returns the error to
+/// report. After a PANIC nothing more may touch shared state or WAL (the
+/// crash cycle discards both); if the abort itself fails, that is logged
+/// and the original error is still the one reported.
+fn abort_after_error(session: &mut Session, e: PgError) -> PgError {
+    if e.severity >= pgerror::Severity::Panic {
+        return e;
+    }
+    session.xact.abort_current(&mut session.settings);
+    if let Err(abort_error) = finish_storage_xact(session) {
+        log::warn!("{}", abort_error.message);
+        if abort_error.severity > e.severity {
+            return abort_error;
+        }
+    }
+    e
 }
 
 /// Ends the transaction in the storage engine once `xact.rs` ended it

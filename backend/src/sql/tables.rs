@@ -31,6 +31,10 @@
 //!    every DDL statement and at every abort.
 //! 3. (T3) Writes inside a savepoint are refused (`0A000`): rolling back to
 //!    a savepoint would need subtransactions, which do not exist yet.
+//! 4. (T4) Catalog lookups and DDL read the catalogs with a snapshot taken
+//!    after the statement read the invalidation queue (PostgreSQL's catalog
+//!    snapshot), never with a repeatable read transaction's older one: a
+//!    table dropped or created since then is seen as it is now.
 //!
 //! # Known gaps
 //!
@@ -71,9 +75,13 @@ pub struct StorageXact {
     pub wrote: bool,
     /// The current statement's snapshot (step 1).
     pub snapshot: Option<Snapshot>,
-    /// Repeatable read: the transaction's snapshot is taken.
     pub isolation: IsolationLevel,
-    xact_snapshot_taken: bool,
+    /// The transaction's first snapshot is taken: its isolation level and
+    /// read-only flag can no longer change (25001).
+    pub xact_snapshot_taken: bool,
+    /// Repeatable read, after the first statement: a fresh snapshot for
+    /// reading the catalogs (rule T4).
+    catalog_snapshot: Option<Snapshot>,
     /// Files created by the transaction: removed if it aborts.
     created: Vec<RelFileLocator>,
     /// Files of tables the transaction dropped: removed when it commits.
@@ -91,6 +99,7 @@ impl Default for StorageXact {
             snapshot: None,
             isolation: IsolationLevel::ReadCommitted,
             xact_snapshot_taken: false,
+            catalog_snapshot: None,
             created: Vec::new(),
             dropped: Vec::new(),
             inval: Vec::new(),
@@ -156,8 +165,15 @@ pub fn begin_statement(session: &mut Session) {
     };
     match engine.inval.receive(&mut session.relcache.inval_seq) {
         None => {}
-        Some(InvalAction::ResetAll) => session.relcache.clear(),
-        Some(InvalAction::Relations(msgs)) => session.relcache.invalidate(engine.db, &msgs),
+        Some(action) => {
+            match action {
+                InvalAction::ResetAll => session.relcache.clear(),
+                InvalAction::Relations(msgs) => session.relcache.invalidate(engine.db, &msgs),
+            }
+            // Descriptors of files another backend dropped or truncated
+            // must not be written through (smgr invariant 5).
+            engine.smgr.close_all();
+        }
     }
     let sx = &mut session.storage;
     if sx.wrote {
@@ -172,15 +188,30 @@ pub fn begin_statement(session: &mut Session) {
             sx.isolation,
             IsolationLevel::RepeatableRead | IsolationLevel::Serializable
         );
+    let empty = || Snapshot {
+        xmin: Xid::INVALID,
+        xmax: Xid::INVALID,
+        xip: Vec::new(),
+    };
     if !keep {
-        let snap = sx.snapshot.get_or_insert_with(|| Snapshot {
-            xmin: Xid::INVALID,
-            xmax: Xid::INVALID,
-            xip: Vec::new(),
-        });
+        let snap = sx.snapshot.get_or_insert_with(empty);
         engine.transam.take_snapshot_into(engine.proc, snap);
         sx.xact_snapshot_taken = true;
+        sx.catalog_snapshot = None;
+    } else {
+        // Rule T4: the catalogs are read with a fresh snapshot even when
+        // the transaction keeps its first one for table data.
+        let snap = sx.catalog_snapshot.get_or_insert_with(empty);
+        engine.transam.take_snapshot_into(engine.proc, snap);
     }
+}
+
+/// The snapshot catalog lookups and DDL use this statement (rule T4).
+fn catalog_snapshot(sx: &StorageXact) -> PgResult<&Snapshot> {
+    sx.catalog_snapshot
+        .as_ref()
+        .or(sx.snapshot.as_ref())
+        .ok_or_else(no_storage)
 }
 
 /// Step 2: the transaction's xid, assigned at its first write.
@@ -221,15 +252,34 @@ pub fn end_transaction(session: &mut Session, commit: bool) -> PgResult<()> {
     let proc = engine.proc;
     if commit {
         let synchronous = session.settings.get_str("synchronous_commit") != "off";
-        storage::xact::commit_transaction(
+        let inval = engine.inval;
+        let committed = storage::xact::commit_transaction_then(
             &mut engine.engine_ctx(),
             proc,
             sx.xid,
             now,
             &sx.dropped,
             synchronous,
-        )?;
-        engine.inval.send(&sx.inval);
+            || inval.send(&sx.inval),
+        );
+        match committed {
+            Ok(_) => {}
+            Err(e) if e.severity >= Severity::Panic => return Err(e),
+            Err(e) => {
+                // Nothing was done (storage::xact): the transaction must
+                // still end, as an abort.
+                let aborted = storage::xact::abort_transaction(
+                    &mut engine.engine_ctx(),
+                    proc,
+                    sx.xid,
+                    now,
+                    &sx.created,
+                );
+                session.relcache.clear();
+                aborted?;
+                return Err(e);
+            }
+        }
     } else {
         storage::xact::abort_transaction(&mut engine.engine_ctx(), proc, sx.xid, now, &sx.created)?;
         if !sx.inval.is_empty() {
@@ -261,7 +311,7 @@ const SEARCH_PATH: [Oid; 2] = [catalog::PG_CATALOG_NAMESPACE, catalog::PG_PUBLIC
 fn namespace_oid(session: &mut Session, name: &str) -> PgResult<Option<Oid>> {
     let xact = session.storage.current();
     let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-    let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
     let db = engine.db;
     catalog::lookup_namespace(&mut engine.heap_ctx(), db, name, snapshot, xact)
 }
@@ -300,7 +350,7 @@ pub fn find_relation(
         }
         let xact = session.storage.current();
         let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let snapshot = catalog_snapshot(&session.storage)?;
         let db = engine.db;
         if let Some(info) =
             catalog::lookup_relation(&mut engine.heap_ctx(), db, nsp, &rv.relname, snapshot, xact)?
@@ -653,7 +703,7 @@ pub fn exec_truncate(
             ..session.storage.current()
         };
         let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let snapshot = catalog_snapshot(&session.storage)?;
         let db = engine.db;
         let relfilenode = new_oid(engine)?;
         let new_locator = RelFileLocator {
@@ -661,8 +711,7 @@ pub fn exec_truncate(
             ..rel.locator(db)
         };
         create_storage(engine, new_locator)?;
-        session.storage.created.push(new_locator);
-        catalog::set_relfilenode(
+        let updated = catalog::set_relfilenode(
             &mut engine.heap_ctx(),
             db,
             rel.oid,
@@ -670,7 +719,9 @@ pub fn exec_truncate(
             snapshot,
             &xact,
             &mut crate::interrupts::check_for_interrupts,
-        )?;
+        );
+        session.storage.created.push(new_locator);
+        updated?;
         session.storage.dropped.push(rel.locator(db));
         session
             .storage
@@ -707,10 +758,22 @@ pub fn exec_drop_table(
                 location: -1,
                 ..Default::default()
             },
-            _ => return Err(PgError::unsupported("this DROP TABLE name")),
+            _ => {
+                return Err(PgError::unsupported(format!(
+                    "cross-database references are not implemented: \"{}\"",
+                    names.join(".")
+                )))
+            }
         };
         let found = match find_relation(session, &rv) {
-            Err(e) if stmt.missing_ok && e.code == SqlState(*b"3F000") => None,
+            Err(e) if stmt.missing_ok && e.code == SqlState(*b"3F000") => {
+                dest.notice(&PgError::notice(
+                    Severity::Notice,
+                    SqlState::SUCCESSFUL_COMPLETION,
+                    format!("schema \"{}\" does not exist, skipping", rv.schemaname),
+                ))?;
+                continue;
+            }
             other => other?,
         };
         match found {
@@ -720,7 +783,11 @@ pub fn exec_drop_table(
                     format!("permission denied: \"{}\" is a system catalog", rel.name),
                 ))
             }
-            Some(rel) => targets.push(rel),
+            Some(rel) => {
+                if !targets.iter().any(|t: &Arc<RelationInfo>| t.oid == rel.oid) {
+                    targets.push(rel);
+                }
+            }
             None if stmt.missing_ok => dest.notice(&PgError::notice(
                 Severity::Notice,
                 SqlState::SUCCESSFUL_COMPLETION,
@@ -742,7 +809,7 @@ pub fn exec_drop_table(
             ..session.storage.current()
         };
         let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-        let snapshot = session.storage.snapshot.as_ref().ok_or_else(no_storage)?;
+        let snapshot = catalog_snapshot(&session.storage)?;
         let db = engine.db;
         let deleted = catalog::delete_relation_rows(
             &mut engine.heap_ctx(),

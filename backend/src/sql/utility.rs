@@ -31,6 +31,13 @@ pub fn exec_set(
             "SET LOCAL can only be used in transaction blocks",
         ))?;
     }
+    if matches!(kind, K::VarSetValue | K::VarSetDefault | K::VarReset) {
+        let value = match kind {
+            K::VarSetValue => Some(conf::flatten_set_args(&stmt.name, &set_args(&stmt.args)?)?),
+            _ => None,
+        };
+        check_transaction_characteristic(session, &stmt.name, value.as_deref())?;
+    }
     let tag = set_variable(session, stmt, kind, dest)?;
     for notice in session.settings.take_notices() {
         dest.notice(&notice)?;
@@ -91,6 +98,9 @@ fn set_multi(
                 ))?;
                 return Ok(());
             }
+            for (name, value) in transaction_options(&stmt.args) {
+                check_transaction_characteristic(session, &name, Some(&value))?;
+            }
             apply_transaction_options(&mut session.settings, &stmt.args, "", true)
         }
         "SESSION CHARACTERISTICS" => {
@@ -102,14 +112,10 @@ fn set_multi(
     }
 }
 
-/// Applies `ISOLATION LEVEL x`, `READ ONLY`, `DEFERRABLE` options (DefElems
-/// named `transaction_isolation`, ...), as settings `prefix` + name.
-fn apply_transaction_options(
-    settings: &mut conf::Settings,
-    options: &[Node],
-    prefix: &str,
-    is_local: bool,
-) -> PgResult<()> {
+/// The `ISOLATION LEVEL x`, `READ ONLY`, `DEFERRABLE` options (DefElems
+/// named `transaction_isolation`, ...) as (setting name, value).
+fn transaction_options(options: &[Node]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for option in options {
         let Some(N::DefElem(d)) = inner(option) else {
             continue;
@@ -124,12 +130,78 @@ fn apply_transaction_options(
             },
             _ => continue,
         };
+        out.push((d.defname.clone(), value));
+    }
+    out
+}
+
+/// Applies transaction options as settings `prefix` + name.
+fn apply_transaction_options(
+    settings: &mut conf::Settings,
+    options: &[Node],
+    prefix: &str,
+    is_local: bool,
+) -> PgResult<()> {
+    for (name, value) in transaction_options(options) {
         settings.set(
-            &format!("{prefix}{}", d.defname),
+            &format!("{prefix}{name}"),
             Some(&value),
             Source::Session,
             is_local,
         )?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL's check_transaction_isolation / check_transaction_read_only:
+/// once the transaction took its first snapshot, its isolation level can
+/// no longer change, nor can a read-only transaction become read-write.
+fn check_transaction_characteristic(
+    session: &Session,
+    name: &str,
+    value: Option<&str>,
+) -> PgResult<()> {
+    if !session.storage.xact_snapshot_taken {
+        return Ok(());
+    }
+    let name = name.to_ascii_lowercase();
+    let current = session.settings.get_str(&name);
+    match (name.as_str(), value) {
+        ("transaction_isolation", Some(v)) if !v.eq_ignore_ascii_case(&current) => {
+            Err(PgError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ))
+        }
+        ("transaction_read_only", Some(v))
+            if current == "on" && conf::value::parse_bool(v) == Some(false) =>
+        {
+            Err(PgError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "transaction read-write mode must be set before any query",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The transaction's isolation level, read-only and deferrable settings,
+/// carried into the next transaction by AND CHAIN.
+fn transaction_characteristics(settings: &conf::Settings) -> [(&'static str, String); 3] {
+    [
+        "transaction_isolation",
+        "transaction_read_only",
+        "transaction_deferrable",
+    ]
+    .map(|n| (n, settings.get_str(n)))
+}
+
+fn restore_transaction_characteristics(
+    settings: &mut conf::Settings,
+    saved: &[(&'static str, String); 3],
+) -> PgResult<()> {
+    for (name, value) in saved {
+        settings.set(name, Some(value), Source::Session, true)?;
     }
     Ok(())
 }
@@ -226,9 +298,10 @@ pub fn exec_transaction(
             })
         }
         K::TransStmtCommit => {
-            if stmt.chain && !xact.in_transaction_block() {
+            if stmt.chain && !xact.in_explicit_block() {
                 return Err(chain_outside_block("COMMIT AND CHAIN"));
             }
+            let saved = transaction_characteristics(settings);
             let (tag, warning) = xact.end_block(settings);
             if let Some(w) = warning {
                 dest.notice(&w)?;
@@ -236,19 +309,22 @@ pub fn exec_transaction(
             if stmt.chain {
                 xact.start_command(settings);
                 xact.begin_block();
+                restore_transaction_characteristics(settings, &saved)?;
             }
             Ok(tag)
         }
         K::TransStmtRollback => {
-            if stmt.chain && !xact.in_transaction_block() {
+            if stmt.chain && !xact.in_explicit_block() {
                 return Err(chain_outside_block("ROLLBACK AND CHAIN"));
             }
+            let saved = transaction_characteristics(settings);
             if let Some(w) = xact.user_abort_block(settings) {
                 dest.notice(&w)?;
             }
             if stmt.chain {
                 xact.start_command(settings);
                 xact.begin_block();
+                restore_transaction_characteristics(settings, &saved)?;
             }
             Ok("ROLLBACK")
         }

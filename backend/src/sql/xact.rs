@@ -93,6 +93,12 @@ impl TransactionState {
         !matches!(self.block, BlockState::Default | BlockState::Started)
     }
 
+    /// Inside BEGIN ... COMMIT (in progress or failed), not an implicit
+    /// block: where AND CHAIN is allowed.
+    pub fn in_explicit_block(&self) -> bool {
+        matches!(self.block, BlockState::InProgress | BlockState::Aborted)
+    }
+
     /// Whether a savepoint is open (writes are refused there for now).
     pub fn has_savepoints(&self) -> bool {
         !self.savepoints.is_empty()
