@@ -17,7 +17,7 @@
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, Located};
-use super::expr::{AggCall, Query, RangeTable, SortKey, TargetEntry};
+use super::expr::{AggCall, FromSource, Query, RangeTable, SortKey, TargetEntry};
 use super::io::IoContext;
 use super::parser::{char_position, inner};
 use super::types::TypeOid;
@@ -95,10 +95,8 @@ impl<'a> ParseState<'a> {
 
 /// The scope a FROM item gives its columns.
 pub fn scope_of(from: &RangeTable) -> Scope {
-    Scope {
-        name: from.name.clone(),
-        columns: from
-            .rel
+    let columns = match &from.source {
+        FromSource::Table(rel) => rel
             .columns
             .iter()
             .map(|c| ScopeColumn {
@@ -107,7 +105,100 @@ pub fn scope_of(from: &RangeTable) -> Scope {
                 typmod: c.typmod,
             })
             .collect(),
+        FromSource::Series { ty, column, .. } => vec![ScopeColumn {
+            name: column.clone(),
+            ty: *ty,
+            typmod: -1,
+        }],
+    };
+    Scope {
+        name: from.name.clone(),
+        columns,
     }
+}
+
+/// `generate_series(start, stop[, step])` in FROM, with integer arguments
+/// (PostgreSQL's int4 and int8 versions), as `alias` or `alias(column)`.
+fn series_from(ps: &ParseState, rf: &pb::RangeFunction) -> PgResult<RangeTable> {
+    if rf.lateral || rf.ordinality || rf.is_rowsfrom || rf.functions.len() != 1 {
+        return Err(PgError::unsupported(
+            "this form of function in FROM is not supported yet",
+        ));
+    }
+    let Some(N::List(pair)) = inner(&rf.functions[0]) else {
+        return Err(PgError::internal("RangeFunction item is not a list"));
+    };
+    let Some(N::FuncCall(fc)) = pair.items.first().and_then(inner) else {
+        return Err(PgError::unsupported(
+            "this function in FROM is not supported yet",
+        ));
+    };
+    let names: Vec<&str> = fc
+        .funcname
+        .iter()
+        .filter_map(super::parser::string_value)
+        .collect();
+    if !matches!(
+        names.as_slice(),
+        ["generate_series"] | ["pg_catalog", "generate_series"]
+    ) {
+        return Err(ps.error_at(
+            PgError::unsupported(format!(
+                "function {} in FROM is not supported yet",
+                names.join(".")
+            )),
+            fc.location,
+        ));
+    }
+    let mut args = Vec::new();
+    for a in &fc.args {
+        args.push(located(ps, a)?);
+    }
+    let types: Vec<TypeOid> = args.iter().map(|a| a.expr.type_oid()).collect();
+    let integer = |t: &TypeOid| {
+        matches!(
+            *t,
+            TypeOid::INT2 | TypeOid::INT4 | TypeOid::INT8 | TypeOid::UNKNOWN
+        )
+    };
+    if !(2..=3).contains(&args.len()) || !types.iter().all(integer) {
+        return Err(ps.error_at(
+            PgError::unsupported(format!(
+                "generate_series({}) is not supported yet",
+                types
+                    .iter()
+                    .map(|t| super::types::format_type(*t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            fc.location,
+        ));
+    }
+    let ty = if types.contains(&TypeOid::INT8) {
+        TypeOid::INT8
+    } else {
+        TypeOid::INT4
+    };
+    let args = args
+        .into_iter()
+        .map(|a| {
+            coerce(ps, a, ty, -1, CoercionContext::Implicit)?
+                .ok_or_else(|| PgError::internal("integer argument does not coerce"))
+        })
+        .collect::<PgResult<Vec<_>>>()?;
+    let alias = rf.alias.as_ref();
+    let name = alias
+        .map(|a| a.aliasname.clone())
+        .unwrap_or_else(|| "generate_series".to_string());
+    let column = alias
+        .and_then(|a| a.colnames.first())
+        .and_then(super::parser::string_value)
+        .map(str::to_string)
+        .unwrap_or_else(|| name.clone());
+    Ok(RangeTable {
+        source: FromSource::Series { args, ty, column },
+        name,
+    })
 }
 
 /// Analyzes a SELECT whose FROM item (if any) the caller already resolved
@@ -134,11 +225,15 @@ pub fn analyze_select(
     if stmt.into_clause.is_some() {
         return Err(PgError::unsupported("SELECT INTO is not supported yet"));
     }
-    if from.is_none() {
-        if let Some(item) = stmt.from_clause.first() {
-            return Err(from_item_error(base, item));
-        }
-    }
+    let from = match (from, stmt.from_clause.as_slice()) {
+        (Some(f), _) => Some(f),
+        (None, [item]) => match inner(item) {
+            Some(N::RangeFunction(rf)) => Some(series_from(base, rf)?),
+            _ => return Err(from_item_error(base, item)),
+        },
+        (None, [item, ..]) => return Err(from_item_error(base, item)),
+        (None, []) => None,
+    };
     let scope = from.as_ref().map(scope_of);
     let aggs = RefCell::new(AggState {
         allowed: true,
@@ -190,12 +285,23 @@ pub fn analyze_select(
         Some(w) => Some(coerce_to_boolean(ps, located(ps, w)?, "WHERE")?),
         None => None,
     };
-    aggs.borrow_mut().allowed = true;
-    if stmt.having_clause.is_some() || !stmt.group_clause.is_empty() {
-        return Err(PgError::unsupported(
-            "GROUP BY and HAVING are not supported yet",
-        ));
+    {
+        let mut a = aggs.borrow_mut();
+        a.allowed = false;
+        a.clause = "GROUP BY";
     }
+    let mut group_by = Vec::new();
+    for g in &stmt.group_clause {
+        let index = group_column(ps, g, &targets)?;
+        if !group_by.contains(&index) {
+            group_by.push(index);
+        }
+    }
+    aggs.borrow_mut().allowed = true;
+    let having = match stmt.having_clause.as_deref() {
+        Some(h) => Some(coerce_to_boolean(ps, located(ps, h)?, "HAVING")?),
+        None => None,
+    };
     let mut sort = Vec::new();
     for s in &stmt.sort_clause {
         if from.is_some() {
@@ -241,15 +347,16 @@ pub fn analyze_select(
     let limit_offset = limit_expr(ps, stmt.limit_offset.as_deref(), "OFFSET")?;
     let limit_count = limit_expr(ps, stmt.limit_count.as_deref(), "LIMIT")?;
     let aggs = std::mem::take(&mut aggs.borrow_mut().calls);
-    if !aggs.is_empty() {
-        // Without GROUP BY, an aggregate query has one row: a bare column
-        // has no single value to show.
+    if !aggs.is_empty() || !group_by.is_empty() || having.is_some() {
+        // Each output row stands for a group (one group without GROUP BY):
+        // a column outside the grouping has no single value to show.
         let ungrouped = targets
             .iter()
             .zip(locations.iter().copied())
             .map(|(t, l)| (&t.expr, l))
             .chain(sort.iter().map(|k: &SortKey| (&k.expr, -1)))
-            .find_map(|(e, l)| first_var(e).map(|i| (i, l)));
+            .chain(having.iter().map(|h| (h, -1)))
+            .find_map(|(e, l)| first_var_outside(e, &group_by).map(|i| (i, l)));
         if let (Some((index, location)), Some(scope)) = (ungrouped, ps.scope) {
             return Err(ps.error_at(
                 PgError::new(
@@ -269,6 +376,8 @@ pub fn analyze_select(
     Ok(Query {
         from,
         aggs,
+        group_by,
+        having,
         sort,
         targets,
         qual,
@@ -277,11 +386,65 @@ pub fn analyze_select(
     })
 }
 
-/// The first column read outside an aggregate, if any.
-fn first_var(e: &crate::sql::expr::Expr) -> Option<usize> {
+/// The first column read outside an aggregate and outside `grouped`.
+fn first_var_outside(e: &crate::sql::expr::Expr, grouped: &[usize]) -> Option<usize> {
     match e {
-        crate::sql::expr::Expr::Var { index, .. } => Some(*index),
-        _ => e.children().into_iter().find_map(first_var),
+        crate::sql::expr::Expr::Var { index, .. } if !grouped.contains(index) => Some(*index),
+        _ => e
+            .children()
+            .into_iter()
+            .find_map(|c| first_var_outside(c, grouped)),
+    }
+}
+
+/// A GROUP BY item: a column of the FROM item, an output column's name, or
+/// the position of an output column that is a plain column.
+fn group_column(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResult<usize> {
+    use crate::sql::expr::Expr;
+    let not_column =
+        || PgError::unsupported("GROUP BY expressions other than columns are not supported yet");
+    match inner(item) {
+        Some(N::AConst(c)) => {
+            let Some(pb::a_const::Val::Ival(i)) = &c.val else {
+                return Err(ps.error_at(
+                    PgError::new(SqlState::SYNTAX_ERROR, "non-integer constant in GROUP BY"),
+                    c.location,
+                ));
+            };
+            if i.ival < 1 || i.ival as usize > targets.len() {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState(*b"42P10"),
+                        format!("GROUP BY position {} is not in select list", i.ival),
+                    ),
+                    c.location,
+                ));
+            }
+            match targets[i.ival as usize - 1].expr {
+                Expr::Var { index, .. } => Ok(index),
+                _ => Err(not_column()),
+            }
+        }
+        Some(N::ColumnRef(cr)) => {
+            // A column of the input wins over an output name (SQL99 rules).
+            match transform_expr(ps, item) {
+                Ok(Expr::Var { index, .. }) => Ok(index),
+                Ok(_) => Err(not_column()),
+                Err(e) if e.code == SqlState::UNDEFINED_COLUMN && cr.fields.len() == 1 => {
+                    let name = cr.fields.first().and_then(super::parser::string_value);
+                    match name.and_then(|n| targets.iter().find(|t| t.name == n)) {
+                        Some(TargetEntry {
+                            expr: Expr::Var { index, .. },
+                            ..
+                        }) => Ok(*index),
+                        Some(_) => Err(not_column()),
+                        None => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(not_column()),
     }
 }
 

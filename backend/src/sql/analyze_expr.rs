@@ -18,7 +18,7 @@ use super::coerce::{
     coerce, coerce_to_boolean, coerce_to_common, make_func, make_op, select_common_type, Located,
 };
 use super::datum::Datum;
-use super::expr::{AggCall, BoolTestKind, Case, Expr};
+use super::expr::{AggCall, AggFunc, BoolTestKind, Case, Expr};
 use super::funcs;
 use super::numeric::Numeric;
 use super::parser::{inner, string_value};
@@ -491,8 +491,11 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         [name] | ["pg_catalog", name] => *name,
         _ => "",
     };
-    if name == "count" && fc.over.is_none() && ps.aggs.is_some() {
-        return transform_count(ps, fc);
+    if matches!(name, "count" | "sum" | "avg" | "min" | "max")
+        && fc.over.is_none()
+        && ps.aggs.is_some()
+    {
+        return transform_aggregate(ps, fc, name);
     }
     if fc.agg_star
         || fc.agg_distinct
@@ -502,7 +505,9 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         || funcs::is_aggregate_name(name)
     {
         return Err(ps.error_at(
-            PgError::unsupported("aggregate functions other than count are not supported yet"),
+            PgError::unsupported(
+                "aggregate functions other than count, sum, avg, min and max are not supported yet",
+            ),
             fc.location,
         ));
     }
@@ -522,9 +527,10 @@ fn transform_func_call(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
     make_func(ps, name, &display, args, fc.location)
 }
 
-/// `count(*)` and `count(expr)` (PostgreSQL's transformAggregateCall): the
-/// call becomes an [`Expr::Aggref`] to the query's aggregate list.
-fn transform_count(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
+/// An aggregate call (PostgreSQL's transformAggregateCall): `count(*)`,
+/// `count(x)`, `sum`, `avg`, `min`, `max`. The call becomes an
+/// [`Expr::Aggref`] to the query's aggregate list.
+fn transform_aggregate(ps: &ParseState, fc: &pb::FuncCall, name: &str) -> PgResult<Expr> {
     let state = ps.aggs.expect("checked by the caller");
     let aggregate_error =
         |msg: String| ps.error_at(PgError::new(SqlState::GROUPING_ERROR, msg), fc.location);
@@ -546,31 +552,152 @@ fn transform_count(ps: &ParseState, fc: &pb::FuncCall) -> PgResult<Expr> {
         return Err(ps.unsupported_at("DISTINCT, ORDER BY and FILTER in aggregates", fc.location));
     }
     let call = if fc.agg_star {
-        AggCall::CountStar
-    } else {
-        let [arg] = fc.args.as_slice() else {
+        if name != "count" {
             return Err(ps.error_at(
                 PgError::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!(
-                        "function count({}) does not exist",
-                        vec!["unknown"; fc.args.len()].join(", ")
-                    ),
+                    SqlState::WRONG_OBJECT_TYPE,
+                    format!("{name}(*) specified, but {name} is not an aggregate function"),
                 ),
                 fc.location,
             ));
+        }
+        AggCall {
+            func: AggFunc::CountStar,
+            arg: None,
+            ty: TypeOid::INT8,
+        }
+    } else {
+        let no_such = |types: &[TypeOid]| {
+            ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "function {name}({}) does not exist",
+                        types
+                            .iter()
+                            .map(|t| types::format_type(*t))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with_hint(
+                    "No function matches the given name and argument types. \
+                     You might need to add explicit type casts.",
+                ),
+                fc.location,
+            )
+        };
+        let [arg] = fc.args.as_slice() else {
+            let mut types = Vec::new();
+            for a in &fc.args {
+                types.push(transform_expr(ps, a)?.type_oid());
+            }
+            return Err(no_such(&types));
         };
         state.borrow_mut().inside = true;
         let expr = transform_expr(ps, arg);
         state.borrow_mut().inside = false;
-        AggCall::Count(expr?)
+        let mut expr = expr?;
+        let mut arg_ty = expr.type_oid();
+        if arg_ty == TypeOid::UNKNOWN && name != "count" {
+            if name == "sum" || name == "avg" {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState::AMBIGUOUS_FUNCTION,
+                        format!("function {name}(unknown) is not unique"),
+                    )
+                    .with_hint(
+                        "Could not choose a best candidate function. \
+                         You might need to add explicit type casts.",
+                    ),
+                    fc.location,
+                ));
+            }
+            // min/max of an untyped literal: text, as PostgreSQL resolves it.
+            let location = expr_location(arg);
+            expr = coerce(
+                ps,
+                Located { expr, location },
+                TypeOid::TEXT,
+                -1,
+                CoercionContext::Implicit,
+            )?
+            .expect("unknown coerces to text");
+            arg_ty = TypeOid::TEXT;
+        }
+        let numeric = [
+            TypeOid::INT2,
+            TypeOid::INT4,
+            TypeOid::INT8,
+            TypeOid::FLOAT8,
+            TypeOid::NUMERIC,
+        ];
+        let (func, ty) = match name {
+            "count" => (AggFunc::Count, TypeOid::INT8),
+            "sum" if numeric.contains(&arg_ty) => (
+                AggFunc::Sum,
+                match arg_ty {
+                    TypeOid::INT2 | TypeOid::INT4 => TypeOid::INT8,
+                    TypeOid::INT8 => TypeOid::NUMERIC,
+                    other => other,
+                },
+            ),
+            "avg" if numeric.contains(&arg_ty) => (
+                AggFunc::Avg,
+                if arg_ty == TypeOid::FLOAT8 {
+                    TypeOid::FLOAT8
+                } else {
+                    TypeOid::NUMERIC
+                },
+            ),
+            "min" | "max" if is_ordered_type(arg_ty) => {
+                let func = if name == "min" {
+                    AggFunc::Min
+                } else {
+                    AggFunc::Max
+                };
+                // varchar and name resolve to the text version.
+                let ty = if matches!(arg_ty, TypeOid::VARCHAR | TypeOid::NAME) {
+                    TypeOid::TEXT
+                } else {
+                    arg_ty
+                };
+                (func, ty)
+            }
+            _ => return Err(no_such(&[arg_ty])),
+        };
+        AggCall {
+            func,
+            arg: Some(expr),
+            ty,
+        }
     };
+    let ty = call.ty;
     let mut st = state.borrow_mut();
     st.calls.push(call);
     Ok(Expr::Aggref {
         index: st.calls.len() - 1,
-        ty: TypeOid::INT8,
+        ty,
     })
+}
+
+/// Types `min` and `max` exist for here.
+fn is_ordered_type(ty: TypeOid) -> bool {
+    matches!(
+        ty,
+        TypeOid::INT2
+            | TypeOid::INT4
+            | TypeOid::INT8
+            | TypeOid::FLOAT8
+            | TypeOid::NUMERIC
+            | TypeOid::TEXT
+            | TypeOid::VARCHAR
+            | TypeOid::BPCHAR
+            | TypeOid::NAME
+            | TypeOid::OID
+            | TypeOid::TIMESTAMP
+            | TypeOid::TIMESTAMPTZ
+    )
 }
 
 fn transform_case(ps: &ParseState, c: &pb::CaseExpr) -> PgResult<Expr> {

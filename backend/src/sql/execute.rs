@@ -14,11 +14,13 @@
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::expr::AggCall;
 use super::expr::Expr;
+use super::expr::{AggCall, AggFunc};
 use super::io;
+use super::numeric::Numeric;
 use super::plan::{Plan, PlannedStmt, SortColumn};
 use super::types;
+use super::types::TypeOid;
 use crate::dest::{Dest, FieldDesc};
 use pgerror::{PgError, PgResult, SqlState};
 use std::collections::VecDeque;
@@ -61,6 +63,22 @@ pub fn run_select(
         rows += 1;
     }
     Ok(rows)
+}
+
+/// Runs a query plan and hands each row to `f` (INSERT ... SELECT); the
+/// scan context is free for `f` between rows.
+pub fn for_each_row(
+    stmt: &PlannedStmt,
+    env: &mut ExecEnv,
+    scan: &mut ScanCtx<'_>,
+    mut f: impl FnMut(&mut ExecEnv, &mut ScanCtx<'_>, Vec<Datum>) -> PgResult<()>,
+) -> PgResult<()> {
+    let mut root = start(&stmt.plan);
+    while let Some(row) = root.next(env, Some(&mut *scan))? {
+        crate::interrupts::check_for_interrupts()?;
+        f(env, scan, row)?;
+    }
+    Ok(())
 }
 
 pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
@@ -114,10 +132,23 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             next_block: 0,
             rows: VecDeque::new(),
         }),
-        Plan::Agg { input, aggs } => Box::new(AggState {
+        Plan::FunctionScan { args, ty, filter } => Box::new(SeriesState {
+            args,
+            ty: *ty,
+            filter: filter.as_ref(),
+            next: None,
+        }),
+        Plan::Agg {
+            input,
+            aggs,
+            group_by,
+            having,
+        } => Box::new(AggState {
             input: start(input),
             aggs,
-            done: false,
+            group_by,
+            having: having.as_ref(),
+            groups: None,
         }),
         Plan::Project {
             input,
@@ -239,44 +270,293 @@ impl<'p> NodeState<'p> for SeqScanState<'p> {
     }
 }
 
+/// `generate_series(start, stop[, step])`: integers from start while not
+/// past stop, by step (1 by default; 0 is an error, as in PostgreSQL).
+struct SeriesState<'p> {
+    args: &'p [Expr],
+    ty: TypeOid,
+    filter: Option<&'p Expr>,
+    /// (next value, stop, step); `None` until the first call.
+    next: Option<(i64, i64, i64)>,
+}
+
+impl<'p> NodeState<'p> for SeriesState<'p> {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        _scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        if self.next.is_none() {
+            let mut v = Vec::with_capacity(3);
+            for a in self.args {
+                match eval(a, env)?.as_i64() {
+                    Some(x) => v.push(x),
+                    // A NULL argument: no rows (the function is strict).
+                    None => {
+                        self.next = Some((1, 0, 1));
+                        return Ok(None);
+                    }
+                }
+            }
+            let step = v.get(2).copied().unwrap_or(1);
+            if step == 0 {
+                return Err(PgError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
+            }
+            self.next = Some((v[0], v[1], step));
+        }
+        loop {
+            let (cur, stop, step) = self.next.expect("set above");
+            if (step > 0 && cur > stop) || (step < 0 && cur < stop) {
+                return Ok(None);
+            }
+            // Past the type's range the series ends (PostgreSQL stops on
+            // overflow of the increment).
+            let after = match self.ty {
+                TypeOid::INT4 => (cur as i32).checked_add(step as i32).map(i64::from),
+                _ => cur.checked_add(step),
+            };
+            self.next = Some(match after {
+                Some(n) => (n, stop, step),
+                None => (1, 0, 1),
+            });
+            let value = if self.ty == TypeOid::INT4 {
+                Datum::Int4(cur as i32)
+            } else {
+                Datum::Int8(cur)
+            };
+            if let Some(f) = self.filter {
+                env.row = vec![value.clone()];
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+            }
+            return Ok(Some(vec![value]));
+        }
+    }
+}
+
+/// The running state of one aggregate over one group.
+#[derive(Clone, Debug)]
+enum Accum {
+    Count(i64),
+    /// sum/avg of integers: exact, in 128 bits.
+    IntSum {
+        sum: i128,
+        n: i64,
+    },
+    FloatSum {
+        sum: f64,
+        n: i64,
+    },
+    NumericSum {
+        sum: Numeric,
+        n: i64,
+    },
+    /// min/max: the best value so far.
+    Best(Option<Datum>),
+}
+
+impl Accum {
+    fn new(call: &AggCall) -> Accum {
+        let arg_ty = call.arg.as_ref().map(Expr::type_oid);
+        match call.func {
+            AggFunc::CountStar | AggFunc::Count => Accum::Count(0),
+            AggFunc::Sum | AggFunc::Avg => match arg_ty {
+                Some(TypeOid::FLOAT8) => Accum::FloatSum { sum: 0.0, n: 0 },
+                Some(TypeOid::NUMERIC) => Accum::NumericSum {
+                    sum: Numeric::from_i64(0),
+                    n: 0,
+                },
+                _ => Accum::IntSum { sum: 0, n: 0 },
+            },
+            AggFunc::Min | AggFunc::Max => Accum::Best(None),
+        }
+    }
+
+    fn add(&mut self, call: &AggCall, value: Option<Datum>) {
+        let Some(v) = value else {
+            if call.func == AggFunc::CountStar {
+                if let Accum::Count(n) = self {
+                    *n += 1;
+                }
+            }
+            return;
+        };
+        if v.is_null() {
+            return;
+        }
+        match self {
+            Accum::Count(n) => *n += 1,
+            Accum::IntSum { sum, n } => {
+                *sum += i128::from(v.as_i64().unwrap_or(0));
+                *n += 1;
+            }
+            Accum::FloatSum { sum, n } => {
+                if let Datum::Float8(f) = v {
+                    *sum += f;
+                }
+                *n += 1;
+            }
+            Accum::NumericSum { sum, n } => {
+                if let Datum::Numeric(x) = &v {
+                    *sum = sum.add(x);
+                }
+                *n += 1;
+            }
+            Accum::Best(best) => {
+                let replace = match best {
+                    None => true,
+                    Some(b) => {
+                        let o = v.compare(b).unwrap_or(std::cmp::Ordering::Equal);
+                        if call.func == AggFunc::Min {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
+                    }
+                };
+                if replace {
+                    *best = Some(v);
+                }
+            }
+        }
+    }
+
+    fn finish(self, call: &AggCall) -> PgResult<Datum> {
+        let avg = call.func == AggFunc::Avg;
+        Ok(match self {
+            Accum::Count(n) => Datum::Int8(n),
+            Accum::IntSum { n: 0, .. }
+            | Accum::FloatSum { n: 0, .. }
+            | Accum::NumericSum { n: 0, .. } => Datum::Null,
+            Accum::IntSum { sum, n } => {
+                if avg {
+                    let total = Numeric::parse(&sum.to_string())?;
+                    Datum::Numeric(total.div(&Numeric::from_i64(n))?)
+                } else if call.ty == TypeOid::INT8 {
+                    Datum::Int8(i64::try_from(sum).map_err(|_| {
+                        PgError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range")
+                    })?)
+                } else {
+                    Datum::Numeric(Numeric::parse(&sum.to_string())?)
+                }
+            }
+            Accum::FloatSum { sum, n } => Datum::Float8(if avg { sum / n as f64 } else { sum }),
+            Accum::NumericSum { sum, n } => Datum::Numeric(if avg {
+                sum.div(&Numeric::from_i64(n))?
+            } else {
+                sum
+            }),
+            Accum::Best(best) => best.unwrap_or(Datum::Null),
+        })
+    }
+}
+
+/// Aggregation: all input rows are read and grouped (sorted on the group
+/// columns), then one row per group is returned.
 struct AggState<'p> {
     input: Box<dyn NodeState<'p> + 'p>,
     aggs: &'p [AggCall],
-    done: bool,
+    group_by: &'p [usize],
+    having: Option<&'p Expr>,
+    groups: Option<std::vec::IntoIter<Vec<Datum>>>,
+}
+
+impl AggState<'_> {
+    fn compute(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Vec<Vec<Datum>>> {
+        let mut rows = Vec::new();
+        while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
+            rows.push(row);
+        }
+        let keys: Vec<SortColumn> = self
+            .group_by
+            .iter()
+            .map(|&column| SortColumn {
+                column,
+                descending: false,
+                nulls_first: false,
+            })
+            .collect();
+        let same_group = |a: &[Datum], b: &[Datum]| {
+            keys.iter()
+                .all(|k| compare_key(&a[k.column], &b[k.column], k).is_eq())
+        };
+        if !keys.is_empty() {
+            rows.sort_by(|a, b| {
+                keys.iter()
+                    .map(|k| compare_key(&a[k.column], &b[k.column], k))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+        }
+        let mut out = Vec::new();
+        let mut i = 0;
+        // Without GROUP BY there is exactly one group, even over no rows.
+        while i < rows.len() || (keys.is_empty() && out.is_empty() && i == 0) {
+            let mut accums: Vec<Accum> = self.aggs.iter().map(Accum::new).collect();
+            let first = rows.get(i).cloned().unwrap_or_default();
+            while i < rows.len() && (keys.is_empty() || same_group(&rows[i], &first)) {
+                crate::interrupts::check_for_interrupts()?;
+                env.row = std::mem::take(&mut rows[i]);
+                for (acc, call) in accums.iter_mut().zip(self.aggs) {
+                    let value = match &call.arg {
+                        Some(e) => Some(eval(e, env)?),
+                        None => None,
+                    };
+                    acc.add(call, value);
+                }
+                i += 1;
+            }
+            let mut row = accums
+                .into_iter()
+                .zip(self.aggs)
+                .map(|(a, call)| a.finish(call))
+                .collect::<PgResult<Vec<_>>>()?;
+            if let Some(h) = self.having {
+                env.agg_values = row.clone();
+                env.row = first.clone();
+                if eval(h, env)?.as_bool() != Some(true) {
+                    if keys.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            row.extend(first);
+            out.push(row);
+            if keys.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl<'p> NodeState<'p> for AggState<'p> {
     fn next(
         &mut self,
         env: &mut ExecEnv,
-        mut scan: Option<&mut ScanCtx<'_>>,
+        scan: Option<&mut ScanCtx<'_>>,
     ) -> PgResult<Option<Vec<Datum>>> {
-        if self.done {
-            return Ok(None);
+        if self.groups.is_none() {
+            let groups = self.compute(env, scan)?;
+            self.groups = Some(groups.into_iter());
         }
-        self.done = true;
-        let mut counts = vec![0i64; self.aggs.len()];
-        while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
-            env.row = row;
-            for (i, a) in self.aggs.iter().enumerate() {
-                match a {
-                    AggCall::CountStar => counts[i] += 1,
-                    AggCall::Count(e) => {
-                        if !eval(e, env)?.is_null() {
-                            counts[i] += 1;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(Some(counts.into_iter().map(Datum::Int8).collect()))
+        Ok(self.groups.as_mut().and_then(Iterator::next))
     }
 }
 
 struct ProjectState<'p> {
     input: Box<dyn NodeState<'p> + 'p>,
     exprs: &'p [Expr],
-    over_aggs: bool,
+    over_aggs: Option<usize>,
 }
 
 impl<'p> NodeState<'p> for ProjectState<'p> {
@@ -288,10 +568,13 @@ impl<'p> NodeState<'p> for ProjectState<'p> {
         let Some(row) = self.input.next(env, scan)? else {
             return Ok(None);
         };
-        if self.over_aggs {
-            env.agg_values = row;
-        } else {
-            env.row = row;
+        match self.over_aggs {
+            Some(n) => {
+                let mut row = row;
+                env.row = row.split_off(n);
+                env.agg_values = row;
+            }
+            None => env.row = row,
         }
         let out = self
             .exprs

@@ -86,13 +86,27 @@ pub enum Expr {
     },
 }
 
-/// An aggregate call of a query. Only `count` exists so far.
-#[derive(Clone, Debug)]
-pub enum AggCall {
+/// The aggregate functions there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
     /// `count(*)`: every row.
     CountStar,
-    /// `count(expr)`: rows where `expr` is not NULL.
-    Count(Expr),
+    /// `count(x)`: rows where `x` is not NULL.
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// An aggregate call of a query: the function, its argument (none for
+/// `count(*)`) and its result type (PostgreSQL's: `sum(int4)` is int8,
+/// `sum(int8)` and `avg` of integers numeric, `min`/`max` the argument's).
+#[derive(Clone, Debug)]
+pub struct AggCall {
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub ty: TypeOid,
 }
 
 #[derive(Clone, Debug)]
@@ -225,9 +239,23 @@ pub struct TargetEntry {
 /// The table a query reads (one FROM item, for now).
 #[derive(Clone, Debug)]
 pub struct RangeTable {
-    pub rel: std::sync::Arc<storage::catalog::RelationInfo>,
-    /// The alias, else the table's name: what `t.col` must say.
+    pub source: FromSource,
+    /// The alias, else the table's (or function's) name: what `t.col` must
+    /// say.
     pub name: String,
+}
+
+/// What a FROM item reads.
+#[derive(Clone, Debug)]
+pub enum FromSource {
+    Table(std::sync::Arc<storage::catalog::RelationInfo>),
+    /// `generate_series(start, stop[, step])` of integers, one column of
+    /// type `ty` named `column`.
+    Series {
+        args: Vec<Expr>,
+        ty: TypeOid,
+        column: String,
+    },
 }
 
 /// One ORDER BY key.
@@ -245,6 +273,10 @@ pub struct Query {
     pub from: Option<RangeTable>,
     /// Aggregate calls the targets refer to (`Expr::Aggref`).
     pub aggs: Vec<AggCall>,
+    /// GROUP BY: columns of the FROM item (indexes into its row).
+    pub group_by: Vec<usize>,
+    /// HAVING; boolean, over the groups.
+    pub having: Option<Expr>,
     /// ORDER BY, evaluated on the output of the targets' inputs.
     pub sort: Vec<SortKey>,
     pub targets: Vec<TargetEntry>,

@@ -29,16 +29,18 @@ use storage::heap::datum::Datum as Stored;
 use storage::heap::{delete_row, heap_insert, update_row, HeapRelation, RowOutcome};
 use storage::types::Oid;
 
-use super::analyze::{figure_colname, scope_of, ParseState, Scope};
+use super::analyze::{analyze_select, figure_colname, scope_of, ParseState, Scope};
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, Located};
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::execute::{from_stored, open_heap, scan_block, ScanCtx};
-use super::expr::{Expr, RangeTable, TargetEntry};
+use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
+use super::expr::Query;
+use super::expr::{Expr, FromSource, RangeTable, TargetEntry};
 use super::io;
 use super::parser::inner;
+use super::plan::plan_query;
 use super::plan::{fold_expr, OutputColumn};
 use super::types::{self, TypeOid};
 use crate::dest::{Dest, FieldDesc};
@@ -51,9 +53,17 @@ pub struct Returning {
 
 pub struct InsertPlan {
     pub rel: Arc<RelationInfo>,
-    /// For each row, one expression per table column (NULL where none).
-    pub rows: Vec<Vec<Expr>>,
+    pub source: InsertSource,
     pub returning: Option<Returning>,
+}
+
+pub enum InsertSource {
+    /// VALUES: for each row, one expression per table column (NULL where
+    /// none).
+    Values(Vec<Vec<Expr>>),
+    /// INSERT ... SELECT: the query (its targets already coerced to the
+    /// columns' types) and the table column each output column goes to.
+    Query { query: Query, columns: Vec<usize> },
 }
 
 pub struct UpdatePlan {
@@ -76,7 +86,10 @@ fn range_table(rel: Arc<RelationInfo>, rv: &pb::RangeVar) -> RangeTable {
         .as_ref()
         .map(|a| a.aliasname.clone())
         .unwrap_or_else(|| rv.relname.clone());
-    RangeTable { rel, name }
+    RangeTable {
+        source: FromSource::Table(rel),
+        name,
+    }
 }
 
 fn scoped<'a>(base: &ParseState<'a>, scope: &'a Scope) -> ParseState<'a> {
@@ -98,7 +111,19 @@ fn assign(ps: &ParseState, rel: &RelationInfo, col: usize, node: &Node) -> PgRes
         return Ok(Expr::null_of(ty));
     }
     let expr = transform_expr(ps, node)?;
-    let location = expr_location(node);
+    assign_expr(ps, rel, col, expr, expr_location(node))
+}
+
+/// An analyzed value for column `col`, coerced to the column's type.
+fn assign_expr(
+    ps: &ParseState,
+    rel: &RelationInfo,
+    col: usize,
+    expr: Expr,
+    location: i32,
+) -> PgResult<Expr> {
+    let c = &rel.columns[col];
+    let ty = TypeOid(c.type_oid.0);
     let source = expr.type_oid();
     match coerce(
         ps,
@@ -211,6 +236,7 @@ pub fn analyze_insert(
     ps: &ParseState,
     stmt: &pb::InsertStmt,
     rel: Arc<RelationInfo>,
+    select_from: Option<RangeTable>,
 ) -> PgResult<InsertPlan> {
     let rv = stmt.relation.as_ref().expect("resolved by the caller");
     if stmt.with_clause.is_some() {
@@ -258,7 +284,7 @@ pub fn analyze_insert(
                     &scope_of(&range_table(rel.clone(), rv)),
                 )?,
                 rel,
-                rows,
+                source: InsertSource::Values(rows),
             });
         }
         _ => {
@@ -268,9 +294,7 @@ pub fn analyze_insert(
         }
     };
     if select.values_lists.is_empty() {
-        return Err(PgError::unsupported(
-            "INSERT ... SELECT is not supported yet",
-        ));
+        return analyze_insert_select(ps, stmt, rel, select, select_from, target_cols);
     }
     let mut first_len = None;
     for list in &select.values_lists {
@@ -334,7 +358,67 @@ pub fn analyze_insert(
     )?;
     Ok(InsertPlan {
         rel,
-        rows,
+        source: InsertSource::Values(rows),
+        returning,
+    })
+}
+
+/// INSERT ... SELECT: the query's output columns fill the target columns
+/// (the table's first ones, in order, without a column list).
+fn analyze_insert_select(
+    ps: &ParseState,
+    stmt: &pb::InsertStmt,
+    rel: Arc<RelationInfo>,
+    select: &pb::SelectStmt,
+    select_from: Option<RangeTable>,
+    mut target_cols: Vec<usize>,
+) -> PgResult<InsertPlan> {
+    let rv = stmt.relation.as_ref().expect("resolved by the caller");
+    let mut query = analyze_select(ps, select, select_from)?;
+    if stmt.cols.is_empty() {
+        target_cols = (0..query.targets.len().min(rel.columns.len())).collect();
+    }
+    let location_of = |i: usize| match select.target_list.get(i).and_then(inner) {
+        Some(N::ResTarget(rt)) => rt.val.as_deref().map(expr_location).unwrap_or(rt.location),
+        _ => -1,
+    };
+    if query.targets.len() > target_cols.len() {
+        return Err(ps.error_at(
+            PgError::new(
+                SqlState::SYNTAX_ERROR,
+                "INSERT has more expressions than target columns",
+            ),
+            location_of(target_cols.len()),
+        ));
+    }
+    if query.targets.len() < target_cols.len() {
+        let location = match stmt.cols.get(query.targets.len()).and_then(inner) {
+            Some(N::ResTarget(rt)) => rt.location,
+            _ => -1,
+        };
+        return Err(ps.error_at(
+            PgError::new(
+                SqlState::SYNTAX_ERROR,
+                "INSERT has more target columns than expressions",
+            ),
+            location,
+        ));
+    }
+    for (i, (t, &col)) in query.targets.iter_mut().zip(&target_cols).enumerate() {
+        let expr = std::mem::replace(&mut t.expr, Expr::null_of(TypeOid::TEXT));
+        t.expr = assign_expr(ps, &rel, col, expr, location_of(i))?;
+    }
+    let returning = analyze_returning(
+        ps,
+        &stmt.returning_list,
+        &scope_of(&range_table(rel.clone(), rv)),
+    )?;
+    Ok(InsertPlan {
+        rel,
+        source: InsertSource::Query {
+            query,
+            columns: target_cols,
+        },
         returning,
     })
 }
@@ -561,16 +645,35 @@ pub fn run_insert(
     let returning = fold_returning(plan.returning, env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
-    for row in plan.rows {
-        let exprs = fold_all(row, env)?;
-        let values = exprs
-            .iter()
-            .map(|e| eval(e, env))
-            .collect::<PgResult<Vec<_>>>()?;
+    let mut insert = |env: &mut ExecEnv, scan: &mut ScanCtx<'_>, values: Vec<Datum>| {
         let tuple = form_row(env, &plan.rel, &heap, &values)?;
         heap_insert(&mut scan.engine.heap_ctx(), &heap, &scan.xact, &tuple)?;
         send_returning(&returning, env, values, dest)?;
         n += 1;
+        Ok(())
+    };
+    match plan.source {
+        InsertSource::Values(rows) => {
+            for row in rows {
+                let exprs = fold_all(row, env)?;
+                let values = exprs
+                    .iter()
+                    .map(|e| eval(e, env))
+                    .collect::<PgResult<Vec<_>>>()?;
+                insert(env, scan, values)?;
+            }
+        }
+        InsertSource::Query { query, columns } => {
+            let nulls: Vec<Datum> = vec![Datum::Null; plan.rel.columns.len()];
+            let planned = plan_query(query, env)?;
+            for_each_row(&planned, env, scan, |env, scan, out| {
+                let mut values = nulls.clone();
+                for (v, &c) in out.into_iter().zip(&columns) {
+                    values[c] = v;
+                }
+                insert(env, scan, values)
+            })?;
+        }
     }
     Ok(format!("INSERT 0 {n}"))
 }

@@ -25,7 +25,7 @@
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::expr::{AggCall, Case, Expr, Query};
+use super::expr::{AggCall, Case, Expr, FromSource, Query};
 use super::funcs::{self, Volatility};
 use super::types::TypeOid;
 use pgerror::PgResult;
@@ -60,17 +60,29 @@ pub enum Plan {
         rel: Arc<RelationInfo>,
         filter: Option<Expr>,
     },
-    /// One row: the aggregates over every input row.
+    /// `generate_series(args)` of integers of type `ty`: one-column rows.
+    FunctionScan {
+        args: Vec<Expr>,
+        ty: TypeOid,
+        filter: Option<Expr>,
+    },
+    /// One row per group of input rows with equal `group_by` columns (one
+    /// group in all without GROUP BY, even over no rows): the aggregates'
+    /// values followed by the group's first input row. Groups failing
+    /// `having` are left out.
     Agg {
         input: Box<Plan>,
         aggs: Vec<AggCall>,
+        group_by: Vec<usize>,
+        having: Option<Expr>,
     },
-    /// `exprs` over each input row (`Expr::Var` reads it), or over the
-    /// aggregates' row when `over_aggs` (`Expr::Aggref` reads it).
+    /// `exprs` over each input row (`Expr::Var` reads it); over an Agg's
+    /// rows when `over_aggs` is `Some(number of aggregates)`
+    /// (`Expr::Aggref` reads that many leading values).
     Project {
         input: Box<Plan>,
         exprs: Vec<Expr>,
-        over_aggs: bool,
+        over_aggs: Option<usize>,
     },
     /// All input rows, ordered by `keys` (columns of the input).
     Sort {
@@ -118,66 +130,76 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
         .aggs
         .into_iter()
         .map(|a| {
-            Ok(match a {
-                AggCall::CountStar => AggCall::CountStar,
-                AggCall::Count(e) => AggCall::Count(folder.fold(e)?),
+            Ok(AggCall {
+                arg: a.arg.map(|e| folder.fold(e)).transpose()?,
+                ..a
             })
         })
         .collect::<PgResult<Vec<_>>>()?;
+    let having = query.having.map(|h| folder.fold(h)).transpose()?;
+    let grouped = !aggs.is_empty() || !query.group_by.is_empty() || having.is_some();
     let ntargets = targets.len();
-    let mut plan = match (query.from, aggs.is_empty()) {
-        (None, true) => Plan::Result { filter, targets },
-        (None, false) => Plan::Project {
-            input: Box::new(Plan::Agg {
-                input: Box::new(Plan::Result {
-                    filter,
-                    targets: Vec::new(),
-                }),
-                aggs,
-            }),
-            exprs: targets,
-            over_aggs: true,
+    // Without FROM and without aggregates: one row, so ORDER BY has nothing
+    // to do and the Result node computes the targets itself.
+    let single_row = query.from.is_none() && !grouped;
+    let mut targets = Some(targets);
+    let input = match query.from.map(|f| f.source) {
+        None if single_row => Plan::Result {
+            filter,
+            targets: targets.take().expect("not taken yet"),
         },
-        (Some(from), false) => Plan::Project {
-            input: Box::new(Plan::Agg {
-                input: Box::new(Plan::SeqScan {
-                    rel: from.rel,
-                    filter,
-                }),
-                aggs,
-            }),
-            exprs: targets,
-            over_aggs: true,
+        None => Plan::Result {
+            filter,
+            targets: Vec::new(),
         },
-        (Some(from), true) => {
-            let mut exprs = targets;
-            let mut keys = Vec::new();
-            for k in query.sort {
-                keys.push(SortColumn {
-                    column: exprs.len(),
-                    descending: k.descending,
-                    nulls_first: k.nulls_first,
-                });
-                exprs.push(folder.fold(k.expr)?);
+        Some(FromSource::Table(rel)) => Plan::SeqScan { rel, filter },
+        Some(FromSource::Series { args, ty, .. }) => Plan::FunctionScan {
+            args: args
+                .into_iter()
+                .map(|a| folder.fold(a))
+                .collect::<PgResult<Vec<_>>>()?,
+            ty,
+            filter,
+        },
+    };
+    let mut plan = if single_row {
+        input
+    } else {
+        let naggs = aggs.len();
+        let input = if grouped {
+            Plan::Agg {
+                input: Box::new(input),
+                aggs,
+                group_by: query.group_by,
+                having,
             }
-            let project = Plan::Project {
-                input: Box::new(Plan::SeqScan {
-                    rel: from.rel,
-                    filter,
+        } else {
+            input
+        };
+        let mut exprs = targets.take().expect("not taken yet");
+        let mut keys = Vec::new();
+        for k in query.sort {
+            keys.push(SortColumn {
+                column: exprs.len(),
+                descending: k.descending,
+                nulls_first: k.nulls_first,
+            });
+            exprs.push(folder.fold(k.expr)?);
+        }
+        let project = Plan::Project {
+            input: Box::new(input),
+            exprs,
+            over_aggs: grouped.then_some(naggs),
+        };
+        if keys.is_empty() {
+            project
+        } else {
+            Plan::Trim {
+                input: Box::new(Plan::Sort {
+                    input: Box::new(project),
+                    keys,
                 }),
-                exprs,
-                over_aggs: false,
-            };
-            if keys.is_empty() {
-                project
-            } else {
-                Plan::Trim {
-                    input: Box::new(Plan::Sort {
-                        input: Box::new(project),
-                        keys,
-                    }),
-                    ncols: ntargets,
-                }
+                ncols: ntargets,
             }
         }
     };

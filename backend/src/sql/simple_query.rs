@@ -221,8 +221,12 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
             let rel = tables::resolve_relation(session, query, rv)?;
             check_writable(&rel)?;
+            let select_from = match s.select_stmt.as_deref().and_then(|n| n.node.as_ref()) {
+                Some(N::SelectStmt(sel)) => tables::resolve_from(session, query, sel)?,
+                _ => None,
+            };
             let io = io_context(&session.settings, session.xact.xact_start());
-            let plan = modify::analyze_insert(&ParseState::new(query, &io), s, rel)?;
+            let plan = modify::analyze_insert(&ParseState::new(query, &io), s, rel, select_from)?;
             tables::ensure_xid(session)?;
             let mut env = exec_env!(session);
             let mut scan = scan_ctx!(session);

@@ -403,7 +403,10 @@ pub fn resolve_from(
                     .as_ref()
                     .map(|a| a.aliasname.clone())
                     .unwrap_or_else(|| rv.relname.clone());
-                Ok(Some(RangeTable { rel, name }))
+                Ok(Some(RangeTable {
+                    source: super::expr::FromSource::Table(rel),
+                    name,
+                }))
             }
             _ => Ok(None),
         },
