@@ -63,7 +63,20 @@ pub enum InsertSource {
     Values(Vec<Vec<Expr>>),
     /// INSERT ... SELECT: the query (its targets already coerced to the
     /// columns' types) and the table column each output column goes to.
-    Query { query: Query, columns: Vec<usize> },
+    /// `defaults` has one expression per table column, for the ones the
+    /// query does not fill.
+    Query {
+        query: Query,
+        columns: Vec<usize>,
+        defaults: Vec<Expr>,
+    },
+}
+
+/// Every column's default expression (NULL for those without one).
+fn defaults(ps: &ParseState, rel: &RelationInfo) -> PgResult<Vec<Expr>> {
+    (0..rel.columns.len())
+        .map(|i| default_expr(ps.io, rel, i))
+        .collect()
 }
 
 pub struct UpdatePlan {
@@ -104,11 +117,8 @@ fn scoped<'a>(base: &ParseState<'a>, scope: &'a Scope) -> ParseState<'a> {
 /// A value for column `col` (assignment coercion), with PostgreSQL's
 /// `42804 column "c" is of type T but expression is of type U`.
 fn assign(ps: &ParseState, rel: &RelationInfo, col: usize, node: &Node) -> PgResult<Expr> {
-    let c = &rel.columns[col];
-    let ty = TypeOid(c.type_oid.0);
     if let Some(N::SetToDefault(_)) = inner(node) {
-        // No column has a default yet: DEFAULT is NULL.
-        return Ok(Expr::null_of(ty));
+        return default_expr(ps.io, rel, col);
     }
     let expr = transform_expr(ps, node)?;
     assign_expr(ps, rel, col, expr, expr_location(node))
@@ -271,12 +281,7 @@ pub fn analyze_insert(
         Some(N::SelectStmt(s)) => s,
         None => {
             // INSERT ... DEFAULT VALUES.
-            rows.push(
-                rel.columns
-                    .iter()
-                    .map(|c| Expr::null_of(TypeOid(c.type_oid.0)))
-                    .collect(),
-            );
+            rows.push(defaults(ps, &rel)?);
             return Ok(InsertPlan {
                 returning: analyze_returning(
                     ps,
@@ -341,11 +346,7 @@ pub fn analyze_insert(
                 location,
             ));
         }
-        let mut row: Vec<Expr> = rel
-            .columns
-            .iter()
-            .map(|c| Expr::null_of(TypeOid(c.type_oid.0)))
-            .collect();
+        let mut row: Vec<Expr> = defaults(ps, &rel)?;
         for (node, &col) in values.items.iter().zip(&target_cols) {
             row[col] = assign(ps, &rel, col, node)?;
         }
@@ -413,10 +414,12 @@ fn analyze_insert_select(
         &stmt.returning_list,
         &scope_of(&range_table(rel.clone(), rv)),
     )?;
+    let defaults = defaults(ps, &rel)?;
     Ok(InsertPlan {
         rel,
         source: InsertSource::Query {
             query,
+            defaults,
             columns: target_cols,
         },
         returning,
@@ -663,11 +666,20 @@ pub fn run_insert(
                 insert(env, scan, values)?;
             }
         }
-        InsertSource::Query { query, columns } => {
-            let nulls: Vec<Datum> = vec![Datum::Null; plan.rel.columns.len()];
+        InsertSource::Query {
+            query,
+            columns,
+            defaults,
+        } => {
+            let defaults = fold_all(defaults, env)?;
             let planned = plan_query(query, env)?;
             for_each_row(&planned, env, scan, |env, scan, out| {
-                let mut values = nulls.clone();
+                let mut values = vec![Datum::Null; defaults.len()];
+                for (i, d) in defaults.iter().enumerate() {
+                    if !columns.contains(&i) {
+                        values[i] = eval(d, env)?;
+                    }
+                }
                 for (v, &c) in out.into_iter().zip(&columns) {
                     values[c] = v;
                 }
@@ -814,4 +826,102 @@ pub fn run_delete(
         }
     }
     Ok(format!("DELETE {n}"))
+}
+
+/// Checks the DEFAULT of a new column (no column references; a type that
+/// assigns to the column's) and returns it as SQL text, as `pg_attrdef`
+/// stores it here.
+pub fn default_text(
+    ps: &ParseState,
+    column: &str,
+    ty: TypeOid,
+    typmod: i32,
+    raw: &Node,
+) -> PgResult<String> {
+    let location = expr_location(raw);
+    let expr = transform_expr(ps, raw).map_err(|e| {
+        if e.code == SqlState::UNDEFINED_COLUMN || e.code == SqlState::UNDEFINED_TABLE {
+            ps.error_at(
+                PgError::unsupported("cannot use column reference in DEFAULT expression"),
+                location,
+            )
+        } else {
+            e
+        }
+    })?;
+    let source = expr.type_oid();
+    if coerce(
+        ps,
+        Located { expr, location },
+        ty,
+        typmod,
+        CoercionContext::Assignment,
+    )?
+    .is_none()
+    {
+        // PostgreSQL reports this one without a position.
+        return Err(PgError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!(
+                "column \"{column}\" is of type {} but default expression is of type {}",
+                types::format_type(ty),
+                types::format_type(source)
+            ),
+        )
+        .with_hint("You will need to rewrite or cast the expression."));
+    }
+    let select = pb::SelectStmt {
+        target_list: vec![Node {
+            node: Some(N::ResTarget(Box::new(pb::ResTarget {
+                val: Some(Box::new(raw.clone())),
+                location: -1,
+                ..Default::default()
+            }))),
+        }],
+        op: pb::SetOperation::SetopNone as i32,
+        limit_option: pb::LimitOption::Default as i32,
+        ..Default::default()
+    };
+    let tree = pb::ParseResult {
+        version: 150001,
+        stmts: vec![pb::RawStmt {
+            stmt: Some(Box::new(Node {
+                node: Some(N::SelectStmt(Box::new(select))),
+            })),
+            stmt_location: 0,
+            stmt_len: 0,
+        }],
+    };
+    let text = pg_query::deparse(&tree)
+        .map_err(|e| PgError::internal(format!("could not deparse a DEFAULT expression: {e}")))?;
+    Ok(text.strip_prefix("SELECT ").unwrap_or(&text).to_string())
+}
+
+/// The value column `col` gets when a statement does not give one: its
+/// default expression, analyzed now, or NULL. Errors in it carry no
+/// position (they are not in the statement's text).
+fn default_expr(io: &super::io::IoContext, rel: &RelationInfo, col: usize) -> PgResult<Expr> {
+    let c = &rel.columns[col];
+    let Some(text) = &c.default else {
+        return Ok(Expr::null_of(TypeOid(c.type_oid.0)));
+    };
+    let query = format!("SELECT {text}");
+    let no_position = |mut e: PgError| {
+        e.position = None;
+        e
+    };
+    let stmts = super::parser::parse(&query).map_err(no_position)?;
+    let Some(N::SelectStmt(select)) = stmts.first().map(|s| &s.node) else {
+        return Err(PgError::internal("a stored default is not an expression"));
+    };
+    let Some(N::ResTarget(rt)) = select.target_list.first().and_then(inner) else {
+        return Err(PgError::internal("a stored default is not an expression"));
+    };
+    let val = rt
+        .val
+        .as_deref()
+        .ok_or_else(|| PgError::internal("a stored default is not an expression"))?;
+    let ps = ParseState::new(&query, io);
+    let expr = transform_expr(&ps, val).map_err(no_position)?;
+    assign_expr(&ps, rel, col, expr, -1).map_err(no_position)
 }

@@ -480,6 +480,7 @@ pub fn exec_create_table(
             ));
         }
         let mut not_null = false;
+        let mut default = None;
         for c in &cd.constraints {
             let Some(N::Constraint(con)) = inner(c) else {
                 continue;
@@ -487,17 +488,30 @@ pub fn exec_create_table(
             match pb::ConstrType::from_i32(con.contype) {
                 Some(pb::ConstrType::ConstrNotnull) => not_null = true,
                 Some(pb::ConstrType::ConstrNull) => not_null = false,
+                Some(pb::ConstrType::ConstrDefault) => {
+                    let raw = con
+                        .raw_expr
+                        .as_deref()
+                        .ok_or_else(|| PgError::internal("DEFAULT without an expression"))?;
+                    default = Some(super::modify::default_text(
+                        &ps,
+                        &cd.colname,
+                        ty,
+                        typmod,
+                        raw,
+                    )?);
+                }
                 _ => {
                     return Err(located(
                         query,
-                        unsupported("column constraints other than NOT NULL"),
+                        unsupported("column constraints other than NOT NULL and DEFAULT"),
                         con.location,
                     ))
                 }
             }
         }
-        if cd.raw_default.is_some() || cd.coll_clause.is_some() {
-            return Err(unsupported("DEFAULT and COLLATE"));
+        if cd.coll_clause.is_some() {
+            return Err(unsupported("COLLATE"));
         }
         if columns.iter().any(|c| c.name == cd.colname) {
             return Err(PgError::new(
@@ -510,6 +524,7 @@ pub fn exec_create_table(
             type_oid: Oid(ty.0),
             typmod,
             not_null,
+            default,
         });
     }
     if columns.len() > 1600 {
@@ -574,6 +589,7 @@ pub fn exec_create_table(
     let engine = session.engine.as_mut().ok_or_else(no_storage)?;
     let db = engine.db;
     let oid = new_oid(engine)?;
+    let (transam, wal) = (engine.transam, engine.wal);
     let owner = catalog::BOOTSTRAP_SUPERUSER_ID;
     let info = catalog::create_relation_rows(
         &mut engine.heap_ctx(),
@@ -584,6 +600,7 @@ pub fn exec_create_table(
         oid,
         &columns,
         &xact,
+        || new_oid_with(&transam, wal),
     )?;
     let locator = info.locator(db);
     create_storage(engine, locator)?;
@@ -595,9 +612,15 @@ pub fn exec_create_table(
 
 /// A new OID (logging a NEXTOID record when the reserved range is used up).
 fn new_oid(engine: &mut crate::engine::Engine) -> PgResult<Oid> {
-    let wal = engine.wal;
+    new_oid_with(&engine.transam, engine.wal)
+}
+
+fn new_oid_with(
+    transam: &storage::transam::Transam<'_>,
+    wal: &storage::wal::SharedWal<'_>,
+) -> PgResult<Oid> {
     let mut log_error = None;
-    let oid = engine.transam.new_oid(OidAssignMode::Normal, |next| {
+    let oid = transam.new_oid(OidAssignMode::Normal, |next| {
         if let Err(e) = wal.insert(storage::recovery::next_oid_record(next)) {
             log_error = Some(e);
         }

@@ -30,6 +30,8 @@ pub struct ColumnInfo {
     pub typmod: i32,
     pub attnum: i16,
     pub not_null: bool,
+    /// The default expression (SQL text from `pg_attrdef`), if any.
+    pub default: Option<String>,
 }
 
 /// A relation, from `pg_class` and `pg_attribute`.
@@ -80,6 +82,8 @@ pub struct NewColumn {
     pub type_oid: Oid,
     pub typmod: i32,
     pub not_null: bool,
+    /// The default expression as SQL text (stored in `pg_attrdef`).
+    pub default: Option<String>,
 }
 
 fn catalog_relation(table: &CatalogTable, db: Oid) -> HeapRelation {
@@ -192,9 +196,21 @@ pub fn lookup_relation(
         typmod: get_i32(&v[a("atttypmod")]),
         attnum: get_i16(&v[a("attnum")]),
         not_null: get_bool(&v[a("attnotnull")]),
+        default: None,
     })
     .collect();
     columns.sort_by_key(|col| col.attnum);
+    let adrelid = PG_ATTRDEF.column_index("adrelid");
+    for (_, v) in scan_catalog(ctx, &PG_ATTRDEF, db, snapshot, xact, |v| {
+        get_oid(&v[adrelid]) == oid
+    })? {
+        let adnum = get_i16(&v[PG_ATTRDEF.column_index("adnum")]);
+        if let Some(col) = columns.iter_mut().find(|c| c.attnum == adnum) {
+            if let Some(Datum::Text(t)) = &v[PG_ATTRDEF.column_index("adbin")] {
+                col.default = Some(t.clone());
+            }
+        }
+    }
     Ok(Some(RelationInfo {
         oid,
         name: get_name(&row[relname]).to_owned(),
@@ -206,8 +222,9 @@ pub fn lookup_relation(
     }))
 }
 
-/// Inserts the `pg_class` and `pg_attribute` rows of a new ordinary table
-/// whose OID (and relfilenode) is `oid`. The caller creates its file.
+/// Inserts the `pg_class`, `pg_attribute` and `pg_attrdef` rows of a new
+/// ordinary table whose OID (and relfilenode) is `oid`; `new_oid` gives the
+/// OIDs of its defaults. The caller creates its file.
 #[allow(clippy::too_many_arguments)]
 pub fn create_relation_rows(
     ctx: &mut HeapContext<'_, '_>,
@@ -218,6 +235,7 @@ pub fn create_relation_rows(
     oid: Oid,
     columns: &[NewColumn],
     xact: &CurrentXact,
+    mut new_oid: impl FnMut() -> Result<Oid, PgError>,
 ) -> Result<RelationInfo, PgError> {
     let class = catalog_relation(&PG_CLASS, db);
     let row = vec![
@@ -256,12 +274,23 @@ pub fn create_relation_rows(
             Some(Datum::Bool(false)),
         ];
         heap_insert(ctx, &attribute, xact, &attribute.form(&row)?)?;
+        if let Some(text) = &col.default {
+            let attrdef = catalog_relation(&PG_ATTRDEF, db);
+            let row = vec![
+                super::defs::oid(new_oid()?),
+                super::defs::oid(oid),
+                Some(Datum::Int2(attnum)),
+                Some(Datum::Text(text.clone())),
+            ];
+            heap_insert(ctx, &attrdef, xact, &attrdef.form(&row)?)?;
+        }
         infos.push(ColumnInfo {
             name: col.name.clone(),
             type_oid: col.type_oid,
             typmod: col.typmod,
             attnum,
             not_null: col.not_null,
+            default: col.default.clone(),
         });
     }
     Ok(RelationInfo {
@@ -307,6 +336,14 @@ pub fn delete_relation_rows(
     })?;
     for (tid, _) in rows {
         delete_row(ctx, &attribute, xact, tid, &mut |_| Ok(false), interrupts)?;
+    }
+    let attrdef = catalog_relation(&PG_ATTRDEF, db);
+    let adrelid = PG_ATTRDEF.column_index("adrelid");
+    let rows = scan_catalog(ctx, &PG_ATTRDEF, db, snapshot, *xact, |v| {
+        get_oid(&v[adrelid]) == oid
+    })?;
+    for (tid, _) in rows {
+        delete_row(ctx, &attrdef, xact, tid, &mut |_| Ok(false), interrupts)?;
     }
     Ok(true)
 }

@@ -86,6 +86,7 @@ pub fn bootstrap_catalogs(
         write_catalog(&mut smgr, &PG_NAMESPACE, d.oid, namespace_rows())?;
         write_catalog(&mut smgr, &PG_CLASS, d.oid, class_rows())?;
         write_catalog(&mut smgr, &PG_ATTRIBUTE, d.oid, attribute_rows())?;
+        write_catalog(&mut smgr, &PG_ATTRDEF, d.oid, Vec::new())?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub const PG_CLASS_OID: Oid = Oid(1259);
 pub const PG_AUTHID_OID: Oid = Oid(1260);
 pub const PG_DATABASE_OID: Oid = Oid(1262);
 pub const PG_NAMESPACE_OID: Oid = Oid(2615);
+pub const PG_ATTRDEF_OID: Oid = Oid(2604);
 
 pub const PG_CATALOG_NAMESPACE: Oid = Oid(11);
 pub const PG_TOAST_NAMESPACE: Oid = Oid(99);
@@ -163,14 +164,30 @@ pub static PG_DATABASE: CatalogTable = CatalogTable {
     ],
 };
 
+/// Column defaults. `adbin` is PostgreSQL's node tree; here it holds the
+/// default expression as SQL text, which the backend analyzes when it
+/// needs the value.
+pub static PG_ATTRDEF: CatalogTable = CatalogTable {
+    oid: PG_ATTRDEF_OID,
+    name: "pg_attrdef",
+    shared: false,
+    columns: &[
+        col("oid", OIDOID),
+        col("adrelid", OIDOID),
+        col("adnum", INT2OID),
+        col("adbin", TEXTOID),
+    ],
+};
+
 /// Every catalog, in the order `initdb` lists them in `pg_class`.
-pub static CATALOGS: [&CatalogTable; 6] = [
+pub static CATALOGS: [&CatalogTable; 7] = [
     &PG_TYPE,
     &PG_ATTRIBUTE,
     &PG_CLASS,
     &PG_AUTHID,
     &PG_DATABASE,
     &PG_NAMESPACE,
+    &PG_ATTRDEF,
 ];
 
 impl CatalogTable {

@@ -2,7 +2,7 @@
 //! OIDs, names and column names), the rows `initdb` writes into them, and
 //! the reads and writes a backend makes on them.
 //!
-//! Six catalogs, each a heap relation whose relfilenode is its OID:
+//! Seven catalogs, each a heap relation whose relfilenode is its OID:
 //!
 //! ```text
 //!  catalog       oid   where                what a row describes
@@ -10,6 +10,7 @@
 //!  pg_attribute  1249  base/<db>/1249       one column of a relation
 //!  pg_class      1259  base/<db>/1259       a relation (catalogs included)
 //!  pg_namespace  2615  base/<db>/2615       a schema (pg_catalog 11, public 2200)
+//!  pg_attrdef    2604  base/<db>/2604       a column's default (as SQL text)
 //!  pg_authid     1260  global/1260          a role (the bootstrap superuser is 10)
 //!  pg_database   1262  global/1262          a database (template1 1, template0 4, postgres 5)
 //! ```

@@ -87,12 +87,14 @@ fn a_created_table_is_seen_after_commit_and_gone_after_drop() {
             type_oid: INT4OID,
             typmod: -1,
             not_null: true,
+            default: Some("42".into()),
         },
         NewColumn {
             name: "note".into(),
             type_oid: TEXTOID,
             typmod: -1,
             not_null: false,
+            default: None,
         },
     ];
     let created = writer
@@ -106,6 +108,7 @@ fn a_created_table_is_seen_after_commit_and_gone_after_drop() {
                 Oid(16384),
                 &cols,
                 &xact,
+                || Ok(Oid(16390)),
             )
         })
         .expect("create");
