@@ -98,6 +98,8 @@ mod tag;
 mod wait;
 
 #[cfg(test)]
+mod cross_process_tests;
+#[cfg(test)]
 mod tests;
 
 pub use manager::{LockManager, DEFAULT_DEADLOCK_TIMEOUT};
