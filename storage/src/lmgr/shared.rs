@@ -125,6 +125,8 @@ pub struct LockEntry {
 
 const _: () = assert!(std::mem::size_of::<LockEntry>() == 112);
 
+const _: () = assert!(std::mem::size_of::<LockShared>() == 8192);
+
 /// One proc's interest in one lock (PostgreSQL's `PROCLOCK`). Fields under
 /// the lock's partition lock.
 #[repr(C)]
@@ -137,6 +139,8 @@ pub struct ProcLock {
     prev: AtomicU32,
     next: AtomicU32,
 }
+
+const _: () = assert!(std::mem::size_of::<ProcLock>() == 20);
 
 /// A proc entry's lock state (the lock fields of PostgreSQL's `PGPROC`).
 #[repr(C, align(64))]

@@ -1,8 +1,8 @@
 //! The lock manager in one process: several [`LockManager`]s on one real
 //! segment, each owning its own proc entry, blocking ones in threads. The
 //! queue rules Q1-Q3, the fast path and its transfer, NoWait, interrupts,
-//! a full table, a three-way deadlock, random contention; and (ignored, run by hand) the cost
-//! of an uncontended acquire/release pair.
+//! a full table, a three-way deadlock, random contention; and (ignored,
+//! run by hand) the cost of an uncontended acquire/release pair.
 
 use super::*;
 use crate::types::{Oid, Xid};
