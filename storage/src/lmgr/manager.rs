@@ -141,6 +141,17 @@ pub struct LockManager<'a> {
     pub(crate) lock_timeout: Option<Duration>,
 }
 
+/// Releases whatever is still held when the handle goes away, as
+/// PostgreSQL's `ProcKill` does at process exit; not while unwinding from
+/// a panic, which may have left the table half-changed (a crash anyway).
+impl Drop for LockManager<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.lock_release_all();
+        }
+    }
+}
+
 impl<'a> LockManager<'a> {
     /// The handle of the process that owns proc entry `my_proc` of `procs`
     /// (the whole proc array, in the lock table's order).

@@ -60,7 +60,8 @@
 //!    holder you wait for may need them to finish, and heavyweight waits
 //!    last up to the end of another transaction. Heavyweight locks come
 //!    before every LWLock in the lock order.
-//! 3. A process releases all its locks before it gives up its proc entry.
+//! 3. A process releases all its locks before it gives up its proc entry
+//!    (dropping its [`LockManager`] does it).
 //! 4. An error from `lock_acquire` aborts the transaction; the abort's
 //!    `lock_release_all` releases whatever the process holds.
 //!

@@ -475,6 +475,16 @@ fn uncontended_acquire_release_cost() {
     t.assert_empty();
 }
 
+#[test]
+fn dropping_the_handle_releases_its_locks() {
+    let t = TestLocks::new(2, 10);
+    let mut a = t.manager(0);
+    lock(&mut a, rel(1), AccessShare);
+    lock(&mut a, rel(2), AccessExclusive);
+    drop(a);
+    t.assert_empty();
+}
+
 /// What the crash cycle relies on: `init` on a used table (as on a fresh
 /// segment) leaves it empty.
 #[test]
