@@ -37,11 +37,13 @@ fn segment() -> Shmem {
         track_activity_query_size: 128,
         shared_buffers: 64,
         wal_buffers_pages: 64,
+        max_locks_per_transaction: 64,
         buffer_pool_bytes: 0,
         wal_bytes: 0,
         clog_bytes: 0,
         transam_bytes: 0,
         checkpointer_bytes: 0,
+        lock_table_bytes: 0,
     };
     storage::shmem::region_sizes(&mut params);
     let shmem = Shmem::create(params, std::process::id() as i32).expect("segment");

@@ -124,11 +124,13 @@ pub fn sizing_params(s: &conf::Settings) -> SizingParams {
             s.get_int("wal_buffers"),
             shared_buffers,
         ),
+        max_locks_per_transaction: s.get_int("max_locks_per_transaction") as u32,
         buffer_pool_bytes: 0,
         wal_bytes: 0,
         clog_bytes: 0,
         transam_bytes: 0,
         checkpointer_bytes: 0,
+        lock_table_bytes: 0,
     };
     storage::shmem::region_sizes(&mut p);
     p

@@ -8,7 +8,8 @@
 //! [`LAYOUT_VERSION`].
 //!
 //! The storage engine's regions (buffer pool, WAL, commit log, transaction
-//! state, checkpointer requests) are laid out here like the others, but their structures live in
+//! state, checkpointer requests, lock table) are laid out here like the
+//! others, but their structures live in
 //! the `storage` crate, which depends on this one. Their byte sizes are
 //! therefore carried in [`SizingParams`]: the postmaster computes them with
 //! storage's size functions before creating the segment, and every child
@@ -20,7 +21,7 @@ use crate::proc_kind::NUM_AUX_PROCS;
 use crate::procarray::Proc;
 
 pub const SHMEM_MAGIC: u64 = u64::from_be_bytes(*b"PGRSHMEM");
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// Every region starts on a cache-line boundary.
 pub const REGION_ALIGN: usize = 64;
 
@@ -36,6 +37,9 @@ pub struct SizingParams {
     pub shared_buffers: u32,
     /// wal_buffers, in 8 KB pages (after resolving -1 to its automatic value).
     pub wal_buffers_pages: u32,
+    /// max_locks_per_transaction: with the proc count, the size of the
+    /// heavyweight lock table (`storage::lmgr`).
+    pub max_locks_per_transaction: u32,
     /// Byte sizes of the storage regions, from storage's size functions.
     pub buffer_pool_bytes: u64,
     pub wal_bytes: u64,
@@ -43,6 +47,8 @@ pub struct SizingParams {
     pub transam_bytes: u64,
     /// The checkpointer's requests and fsync queue (`storage::checkpointer_shmem`).
     pub checkpointer_bytes: u64,
+    /// The heavyweight lock table (`storage::lmgr`).
+    pub lock_table_bytes: u64,
 }
 
 impl SizingParams {
@@ -82,6 +88,7 @@ pub enum RegionId {
     Clog,
     Transam,
     Checkpointer,
+    LockTable,
 }
 
 pub struct RegionSpec {
@@ -148,6 +155,13 @@ pub const REGIONS: &[RegionSpec] = &[
         size_bytes: |p| p.checkpointer_bytes as usize,
         align: REGION_ALIGN,
     },
+    RegionSpec {
+        id: RegionId::LockTable,
+        name: "heavyweight lock table",
+        size_bytes: |p| p.lock_table_bytes as usize,
+        // Its partition locks are LWLockPadded (128-byte aligned).
+        align: 128,
+    },
 ];
 
 fn align_up(n: usize, align: usize) -> usize {
@@ -197,11 +211,13 @@ mod tests {
             track_activity_query_size: 1024,
             shared_buffers: 16,
             wal_buffers_pages: 8,
+            max_locks_per_transaction: 64,
             buffer_pool_bytes: 200_000,
             wal_bytes: 70_000,
             clog_bytes: 5_000,
             transam_bytes: 7_000,
             checkpointer_bytes: 3_000,
+            lock_table_bytes: 11_000,
         };
         let l = Layout::compute(&p);
         for (i, r) in REGIONS.iter().enumerate() {

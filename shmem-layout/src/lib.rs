@@ -176,11 +176,13 @@ mod tests {
             track_activity_query_size: 256,
             shared_buffers: 0,
             wal_buffers_pages: 0,
+            max_locks_per_transaction: 64,
             buffer_pool_bytes: 0,
             wal_bytes: 0,
             clog_bytes: 0,
             transam_bytes: 0,
             checkpointer_bytes: 0,
+            lock_table_bytes: 0,
         }
     }
 

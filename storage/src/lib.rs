@@ -6,6 +6,7 @@ pub mod checkpointer_shmem;
 pub mod clog;
 pub mod control;
 pub mod heap;
+pub mod lmgr;
 pub mod page;
 pub mod recovery;
 pub mod shmem;

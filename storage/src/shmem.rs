@@ -40,6 +40,8 @@ pub fn region_sizes(params: &mut SizingParams) {
     params.checkpointer_bytes = crate::checkpointer_shmem::shmem_size_bytes(
         crate::checkpointer_shmem::max_requests_for(params.shared_buffers),
     ) as u64;
+    params.lock_table_bytes =
+        crate::lmgr::shmem_size_bytes(params.num_procs(), params.max_locks_per_transaction) as u64;
 }
 
 /// Initialises every storage region of a new segment.
@@ -92,7 +94,21 @@ pub fn init_regions(shmem: &Shmem, fsync: bool) -> Result<(), String> {
     crate::transam::shared::init_region(shared, end_slots);
     inval_queue(shmem).init();
     checkpointer_queue(shmem).init();
+    lock_table(shmem).init();
     Ok(())
+}
+
+/// The heavyweight lock table in the segment; a process that takes locks
+/// wraps it in its `lmgr::LockManager` with the proc array.
+pub fn lock_table(shmem: &Shmem) -> crate::lmgr::LockTable<'_> {
+    let (base, len) = shmem.region(RegionId::LockTable);
+    let p = shmem.params();
+    let size = crate::lmgr::LockTableSize::new(p.num_procs(), p.max_locks_per_transaction);
+    // SAFETY: the region lies in the live mapping, 128-byte aligned (its
+    // RegionSpec), sized by `region_sizes` for these same parameters,
+    // zero-filled or initialised by `init_regions`; it stays mapped while
+    // `shmem` is borrowed.
+    unsafe { crate::lmgr::LockTable::attach(base, len, size) }
 }
 
 /// The shared invalidation queue: after the transaction state's end slots,
@@ -271,11 +287,13 @@ mod tests {
             track_activity_query_size: 128,
             shared_buffers: 32,
             wal_buffers_pages: 8,
+            max_locks_per_transaction: 64,
             buffer_pool_bytes: 0,
             wal_bytes: 0,
             clog_bytes: 0,
             transam_bytes: 0,
             checkpointer_bytes: 0,
+            lock_table_bytes: 0,
         };
         region_sizes(&mut p);
         let shm = Shmem::create(p, 1).unwrap();
@@ -288,5 +306,10 @@ mod tests {
         let (base, len) = shm.region(RegionId::Wal);
         // SAFETY: the WAL region just initialised.
         assert!(unsafe { crate::wal::WalRegion::attach(base, len) }.is_ok());
+        let (locks, proclocks) = lock_table(&shm).free_counts();
+        assert_eq!(
+            (locks, proclocks),
+            (64 * p.num_procs(), 128 * p.num_procs())
+        );
     }
 }
