@@ -42,6 +42,9 @@ pub struct Engine {
     pub inval: &'static SharedInvalQueue,
     /// This backend's proc entry.
     pub proc: &'static Proc,
+    /// Heavyweight locks: tables for the transaction, and its transaction
+    /// id (row-level waits).
+    pub locks: storage::lmgr::LockManager<'static>,
     /// The database this session is connected to (0 before it is known).
     pub db: Oid,
 }
@@ -103,6 +106,11 @@ impl Engine {
             smgr,
             inval: storage::shmem::inval_queue(shmem),
             proc: &shmem.procs()[proc_index],
+            locks: storage::lmgr::LockManager::new(
+                storage::shmem::lock_table(shmem),
+                shmem.procs(),
+                proc_index,
+            ),
             db: Oid(0),
         })
     }
@@ -115,6 +123,7 @@ impl Engine {
             wal: self.wal,
             transam: &self.transam,
             clog: &self.clog,
+            xid_waiter: Some(&mut self.locks),
         }
     }
 

@@ -13,6 +13,10 @@
 #      first snapshot, the catalogs are read as they are now.
 #   5. COMMIT AND CHAIN inside a multi-statement string is refused and the
 #      string rolls back.
+#   6. Two transactions updating each other's rows: one gets 40P01
+#      `deadlock detected` (after deadlock_timeout), the other proceeds.
+#   7. DROP TABLE waits for a transaction that read the table (heavyweight
+#      locks), and completes when it ends.
 source "$(dirname "$0")/lib.sh"
 
 start_server || bail "the server starts"
@@ -89,6 +93,38 @@ like "$out" 'COMMIT AND CHAIN can only be used in transaction blocks' \
     "COMMIT AND CHAIN in a multi-statement string is an error"
 is "$(psql_q 'select count(*) from chain')" 0 "and the whole string rolled back"
 
-bg_close a; bg_close b; bg_close d
+# --- 6. A deadlock between two writers is detected ----------------------------------
+psql_q "create table dl (id int4, v int4)" -c "insert into dl values (1, 0), (2, 0)" >/dev/null \
+    || bail "create table dl"
+bg_start x -v VERBOSITY=verbose
+bg_start y -v VERBOSITY=verbose
+bg_query x "begin; update dl set v = 1 where id = 1;" || bail "x updates row 1"
+bg_query y "begin; update dl set v = 2 where id = 2;" || bail "y updates row 2"
+bg_send x "update dl set v = 1 where id = 2;"
+bg_send x '\echo x-done'
+sleep 0.3
+bg_send y "update dl set v = 2 where id = 1;"
+bg_send y '\echo y-done'
+check "one of two crossing writers fails with 40P01 deadlock detected" \
+    wait_for "grep -q '40P01: deadlock detected' $TMP/bg.x.err $TMP/bg.y.err" 30
+check "and the other goes on" wait_for "grep -qx 'x-done' $TMP/bg.x.out || grep -qx 'y-done' $TMP/bg.y.out" 30
+
+# --- 7. DROP TABLE waits for a transaction that read the table -----------------------
+psql_q "create table held (a int4)" >/dev/null || bail "create table held"
+bg_start r
+bg_query r "begin; select count(*) from held;" || bail "session r reads held in a transaction"
+psql_q "drop table held" >/dev/null 2>&1 &
+dropper=$!
+track_pid "$dropper"
+sleep 1
+if pid_alive "$dropper"; then
+    ok "DROP TABLE waits while another transaction uses the table"
+else
+    not_ok "DROP TABLE waits while another transaction uses the table"
+fi
+bg_query r "commit;" || bail "session r commits"
+check "and completes when that transaction ends" wait_pid_exit "$dropper" 30
+
+bg_close a; bg_close b; bg_close d; bg_close r
 stop_server fast
 done_testing

@@ -219,7 +219,8 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
         N::InsertStmt(s) if session.engine.is_some() => {
             check_read_write(session, "INSERT")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
-            let rel = tables::resolve_relation(session, query, rv)?;
+            let rel =
+                tables::open_relation(session, query, rv, storage::lmgr::LockMode::RowExclusive)?;
             check_writable(&rel)?;
             let select_from = match s.select_stmt.as_deref().and_then(|n| n.node.as_ref()) {
                 Some(N::SelectStmt(sel)) => tables::resolve_from(session, query, sel)?,
@@ -235,7 +236,8 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
         N::UpdateStmt(s) if session.engine.is_some() => {
             check_read_write(session, "UPDATE")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
-            let rel = tables::resolve_relation(session, query, rv)?;
+            let rel =
+                tables::open_relation(session, query, rv, storage::lmgr::LockMode::RowExclusive)?;
             check_writable(&rel)?;
             let io = io_context(&session.settings, session.xact.xact_start());
             let plan = modify::analyze_update(&ParseState::new(query, &io), s, rel)?;
@@ -247,7 +249,8 @@ fn dispatch(session: &mut Session, query: &str, node: &N, dest: &mut dyn Dest) -
         N::DeleteStmt(s) if session.engine.is_some() => {
             check_read_write(session, "DELETE")?;
             let rv = s.relation.as_ref().ok_or_else(tables::no_storage)?;
-            let rel = tables::resolve_relation(session, query, rv)?;
+            let rel =
+                tables::open_relation(session, query, rv, storage::lmgr::LockMode::RowExclusive)?;
             check_writable(&rel)?;
             let io = io_context(&session.settings, session.xact.xact_start());
             let plan = modify::analyze_delete(&ParseState::new(query, &io), s, rel)?;

@@ -36,12 +36,14 @@
 //!    snapshot), never with a repeatable read transaction's older one: a
 //!    table dropped or created since then is seen as it is now.
 //!
-//! # Known gaps
+//! # Locks
 //!
-//! There is no lock manager yet: a DROP TABLE does not wait for sessions
-//! using the table, and two sessions may create the same table name at
-//! once (both commit; lookups then find the first). Both come with the
-//! heavyweight lock table.
+//! Tables are locked when their names are resolved ([`open_relation`],
+//! [`lock_relation`]): AccessShare to read, RowExclusive to write,
+//! AccessExclusive for DROP TABLE and TRUNCATE; all are released after the
+//! transaction ended (and its invalidations were sent). Known gap: two
+//! sessions may still create the same table name at once (PostgreSQL's
+//! unique index on pg_class catches that; there are no catalog indexes yet).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +52,7 @@ use pg_query::protobuf::{self as pb, node::Node as N};
 use pgerror::{PgError, PgResult, Severity, SqlState};
 use storage::catalog::{self, NewColumn, RelationInfo};
 use storage::heap::CurrentXact;
+use storage::lmgr::{LockMode, LockResult, LockTag, LockWait};
 use storage::recovery::SmgrCreate;
 use storage::transam::inval::{InvalAction, InvalMessage};
 use storage::transam::{IsolationLevel, OidAssignMode, Snapshot};
@@ -158,13 +161,14 @@ fn isolation_of(setting: &str) -> IsolationLevel {
     }
 }
 
-/// Step 1.
-pub fn begin_statement(session: &mut Session) {
+/// Reads the shared invalidation queue and drops what it names from the
+/// relation cache. Returns whether there was anything.
+fn accept_invalidations(session: &mut Session) -> bool {
     let Some(engine) = session.engine.as_mut() else {
-        return;
+        return false;
     };
     match engine.inval.receive(&mut session.relcache.inval_seq) {
-        None => {}
+        None => false,
         Some(action) => {
             match action {
                 InvalAction::ResetAll => session.relcache.clear(),
@@ -173,8 +177,22 @@ pub fn begin_statement(session: &mut Session) {
             // Descriptors of files another backend dropped or truncated
             // must not be written through (smgr invariant 5).
             engine.smgr.close_all();
+            true
         }
     }
+}
+
+/// Step 1.
+pub fn begin_statement(session: &mut Session) {
+    accept_invalidations(session);
+    let Some(engine) = session.engine.as_mut() else {
+        return;
+    };
+    let ms = |name: &str| session.settings.get_int(name).max(0) as u64;
+    engine.locks.set_timeouts(
+        std::time::Duration::from_millis(ms("deadlock_timeout").max(1)),
+        Some(std::time::Duration::from_millis(ms("lock_timeout"))),
+    );
     let sx = &mut session.storage;
     if sx.wrote {
         sx.cid += 1;
@@ -230,6 +248,14 @@ pub fn ensure_xid(session: &mut Session) -> PgResult<Xid> {
             .transam
             .assign_xid_with(engine.proc, |x| clog.extend_to(x))
             .map_err(PgError::from)?;
+        // Others wait for our rows by waiting for this lock (row-level
+        // deadlocks are then detected); nobody else can hold it yet.
+        engine.locks.lock_acquire(
+            LockTag::TransactionId(sx.xid),
+            LockMode::Exclusive,
+            LockWait::NoWait,
+            crate::interrupts::check_for_interrupts,
+        )?;
     }
     Ok(sx.xid)
 }
@@ -238,8 +264,17 @@ pub fn no_storage() -> PgError {
     PgError::internal("this session has no access to storage")
 }
 
-/// Step 3.
+/// Step 3, then the transaction's heavyweight locks go (last, so that the
+/// next holder sees the commit and its invalidations).
 pub fn end_transaction(session: &mut Session, commit: bool) -> PgResult<()> {
+    let result = end_storage_transaction(session, commit);
+    if let Some(engine) = session.engine.as_mut() {
+        engine.locks.lock_release_all();
+    }
+    result
+}
+
+fn end_storage_transaction(session: &mut Session, commit: bool) -> PgResult<()> {
     let sx = std::mem::take(&mut session.storage);
     let Some(engine) = session.engine.as_mut() else {
         return Ok(());
@@ -364,6 +399,96 @@ pub fn find_relation(
     Ok(None)
 }
 
+/// Locks relation `rel` (found under the name `rv`) in `mode` until the
+/// transaction ends (PostgreSQL's RangeVarGetRelidExtended). When the lock
+/// is new, what others committed meanwhile matters: the invalidation queue
+/// is read, and if it had anything the statement's snapshots are taken
+/// again and the name looked up again (it may now be another table, or
+/// none; `Ok(None)`).
+pub fn lock_relation(
+    session: &mut Session,
+    rv: &pb::RangeVar,
+    mut rel: Arc<RelationInfo>,
+    mode: LockMode,
+) -> PgResult<Option<Arc<RelationInfo>>> {
+    loop {
+        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+        let tag = LockTag::relation(engine.db, rel.oid);
+        let got = engine.locks.lock_acquire(
+            tag,
+            mode,
+            LockWait::Block,
+            crate::interrupts::check_for_interrupts,
+        )?;
+        if got != LockResult::Acquired || !accept_invalidations(session) {
+            return Ok(Some(rel));
+        }
+        refresh_snapshots(session);
+        match find_relation(session, rv)? {
+            Some(now) if now.oid == rel.oid => return Ok(Some(now)),
+            other => {
+                let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+                engine.locks.lock_release(&tag, mode);
+                match other {
+                    Some(now) => rel = now,
+                    None => return Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// After waiting for a lock: the catalogs (and, under read committed, the
+/// statement's data, which it has not read yet) are seen as they are now.
+fn refresh_snapshots(session: &mut Session) {
+    let Some(engine) = session.engine.as_mut() else {
+        return;
+    };
+    let sx = &mut session.storage;
+    let keep = matches!(
+        sx.isolation,
+        IsolationLevel::RepeatableRead | IsolationLevel::Serializable
+    );
+    let target = if keep {
+        sx.catalog_snapshot.get_or_insert_with(|| Snapshot {
+            xmin: Xid::INVALID,
+            xmax: Xid::INVALID,
+            xip: Vec::new(),
+        })
+    } else {
+        match sx.snapshot.as_mut() {
+            Some(s) => s,
+            None => return,
+        }
+    };
+    engine.transam.take_snapshot_into(engine.proc, target);
+}
+
+/// `42P01 relation "x" does not exist`, at the name.
+fn no_such_relation(query: &str, rv: &pb::RangeVar) -> PgError {
+    located(
+        query,
+        PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{}\" does not exist", display_name(rv)),
+        ),
+        rv.location,
+    )
+}
+
+/// A relation that must exist, locked in `mode` for the transaction.
+pub fn open_relation(
+    session: &mut Session,
+    query: &str,
+    rv: &pb::RangeVar,
+    mode: LockMode,
+) -> PgResult<Arc<RelationInfo>> {
+    let rel = resolve_relation(session, query, rv)?;
+    lock_relation(session, rv, rel, mode)
+        .map_err(|e| located(query, e, rv.location))?
+        .ok_or_else(|| no_such_relation(query, rv))
+}
+
 /// A relation that must exist: `42P01 relation "x" does not exist`.
 pub fn resolve_relation(
     session: &mut Session,
@@ -397,7 +522,7 @@ pub fn resolve_from(
     match select.from_clause.as_slice() {
         [item] => match inner(item) {
             Some(N::RangeVar(rv)) => {
-                let rel = resolve_relation(session, query, rv)?;
+                let rel = open_relation(session, query, rv, LockMode::AccessShare)?;
                 let name = rv
                     .alias
                     .as_ref()
@@ -711,7 +836,7 @@ pub fn exec_truncate(
         let Some(N::RangeVar(rv)) = inner(r) else {
             return Err(PgError::internal("TRUNCATE target is not a RangeVar"));
         };
-        let rel = resolve_relation(session, query, rv)?;
+        let rel = open_relation(session, query, rv, LockMode::AccessExclusive)?;
         if rel.namespace == catalog::PG_CATALOG_NAMESPACE {
             return Err(PgError::new(
                 SqlState::INSUFFICIENT_PRIVILEGE,
@@ -801,6 +926,12 @@ pub fn exec_drop_table(
                 continue;
             }
             other => other?,
+        };
+        let found = match found {
+            Some(rel) if rel.namespace != catalog::PG_CATALOG_NAMESPACE => {
+                lock_relation(session, &rv, rel, LockMode::AccessExclusive)?
+            }
+            other => other,
         };
         match found {
             Some(rel) if rel.namespace == catalog::PG_CATALOG_NAMESPACE => {

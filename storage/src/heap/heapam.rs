@@ -120,6 +120,32 @@ pub struct HeapContext<'c, 'a> {
     pub transam: &'c Transam<'a>,
     /// The commit log (a [`crate::clog::Clog`] in the server).
     pub clog: &'c dyn XidStatusOracle,
+    /// How to wait for a transaction that holds a row we must change: the
+    /// backend's lock manager (a share lock on the transaction id, so that
+    /// row-level deadlocks are detected), or `None` for the proc array's
+    /// plain wait (`Transam::wait_for_xid`).
+    pub xid_waiter: Option<&'c mut dyn XidWaiter>,
+}
+
+/// Waits until transaction `xid` has ended (committed or aborted).
+pub trait XidWaiter {
+    fn wait_for_xid(
+        &mut self,
+        xid: Xid,
+        interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+    ) -> Result<(), PgError>;
+}
+
+/// Waits for `xid` the way the context says.
+fn wait_for_writer(
+    ctx: &mut HeapContext<'_, '_>,
+    xid: Xid,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<(), PgError> {
+    match ctx.xid_waiter.as_deref_mut() {
+        Some(w) => w.wait_for_xid(xid, interrupts),
+        None => ctx.transam.wait_for_xid(xid, None, interrupts).map(|_| ()),
+    }
 }
 
 /// A heap table as the access method needs it: its files, its columns, and
@@ -683,7 +709,7 @@ pub fn delete_row(
                 return Ok(RowOutcome::Skipped)
             }
             HeapWriteResult::WaitFor(x) => {
-                ctx.transam.wait_for_xid(x, None, interrupts)?;
+                wait_for_writer(ctx, x, interrupts)?;
             }
             HeapWriteResult::FollowUpdate { ctid, prior_xmax } => {
                 match fetch_next_version(ctx, rel, ctid, prior_xmax)? {
@@ -718,7 +744,7 @@ pub fn update_row(
             }
             HeapWriteResult::Deleted | HeapWriteResult::Skip => return Ok(RowOutcome::Skipped),
             HeapWriteResult::WaitFor(x) => {
-                ctx.transam.wait_for_xid(x, None, interrupts)?;
+                wait_for_writer(ctx, x, interrupts)?;
             }
             HeapWriteResult::FollowUpdate { ctid, prior_xmax } => {
                 let Some(newer) = fetch_next_version(ctx, rel, ctid, prior_xmax)? else {

@@ -16,7 +16,7 @@ pub mod tuple;
 pub use heapam::{
     delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_update, update_row,
     CurrentXact, DeleteRecheck, HeapContext, HeapRelation, HeapScan, HeapWriteResult, RowOutcome,
-    UpdateRecheck,
+    UpdateRecheck, XidWaiter,
 };
 pub use heapam_xlog::heap_redo;
 

@@ -318,6 +318,7 @@ impl<'a> Backend<'a> {
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut HeapContext<'_, 'a>) -> R) -> R {
         let clog = self.clog_buffers.attach(&self.files, &self.wal);
         let mut ctx = HeapContext {
+            xid_waiter: None,
             buffers: &self.buffers,
             smgr: &mut self.smgr,
             wal: &self.wal,

@@ -467,3 +467,20 @@ impl<'a> LockManager<'a> {
         result
     }
 }
+
+/// Row-level waits through the lock manager (PostgreSQL's
+/// XactLockTableWait): a share lock on the writer's transaction id, which
+/// the writer holds exclusively until it ends, so that a cycle of
+/// transactions waiting for each other's rows is a detected deadlock.
+impl crate::heap::XidWaiter for LockManager<'_> {
+    fn wait_for_xid(
+        &mut self,
+        xid: crate::types::Xid,
+        interrupts: &mut dyn FnMut() -> Result<(), pgerror::PgError>,
+    ) -> Result<(), pgerror::PgError> {
+        let tag = LockTag::TransactionId(xid);
+        self.lock_acquire(tag, LockMode::Share, LockWait::Block, &mut *interrupts)?;
+        self.lock_release(&tag, LockMode::Share);
+        Ok(())
+    }
+}
