@@ -94,6 +94,8 @@ mod verify;
 mod xlog;
 
 #[cfg(test)]
+mod cross_process_tests;
+#[cfg(test)]
 mod redo_tests;
 #[cfg(test)]
 mod test_support;

@@ -246,6 +246,7 @@ fn insert_and_check(
         .collect();
     bwd.reverse();
     assert!(bwd == model, "backward scan differs from the model");
+    assert_eq!(ctx.buffers.pinned_buffer_count(), 0, "no pin left behind");
     shape
 }
 
@@ -553,6 +554,7 @@ fn the_unique_check_follows_equal_keys_across_pages() {
         .unwrap_err();
         assert_eq!(e.code, SqlState::UNIQUE_VIOLATION);
         assert_eq!(asked, 300);
+        assert_eq!(ctx.buffers.pinned_buffer_count(), 0, "released on error");
         let shape = verify(ctx, &idx);
         assert!(shape.pages_per_level[0] > 5, "{shape:?}");
     });
