@@ -13,7 +13,7 @@
 //! | CREATE INDEX on an empty table | create the relation file (+ SMGR_CREATE record), then [`bt_create_empty`] |
 //! | CREATE INDEX on a table with rows | create the file, then [`bt_build`] with one [`BuildEntry`] per heap tuple |
 //! | INSERT / UPDATE of a row | [`bt_insert`] per index, after the heap insert, with [`heap_unique_check`] as the checker of a unique index |
-//! | index scan | [`BtScan::new`] with a [`ScanRange`], then [`BtScan::next`]; fetch each TID from the heap and test it against the snapshot |
+//! | index scan | [`BtScan::new`] with a [`ScanRange`], then [`BtScan::next`]; fetch each TID from the heap and test it against the snapshot ([`bt_search`]: all TIDs of one key) |
 //! | amcheck | [`bt_verify`] |
 //!
 //! # Files
@@ -111,7 +111,7 @@ pub use page::{
     BTP_INCOMPLETE_SPLIT, BTP_LEAF, BTP_META, BTP_ROOT, BTP_SPLIT_END, BTREE_MAGIC, BTREE_METAPAGE,
     BTREE_VERSION, P_NONE,
 };
-pub use scan::{bt_scan_all, BtScan, IndexEntry, ScanDirection, ScanRange};
+pub use scan::{bt_scan_all, bt_search, BtScan, IndexEntry, ScanDirection, ScanRange};
 pub use tuple::{BT_MAX_ITEM_BYTES, INDEX_MAX_KEYS};
 pub use unique::{heap_unique_check, unique_status, UniqueCheck, UniqueChecker};
 pub use verify::{bt_verify, BtreeShape};

@@ -132,6 +132,20 @@ pub fn bt_scan_all(
     Ok(out)
 }
 
+/// The heap TIDs of the entries whose key starts with `prefix` (an
+/// equality search on those columns; `None` matches NULL), in index order.
+pub fn bt_search(
+    ctx: &mut HeapContext<'_, '_>,
+    index: &BtreeIndex,
+    prefix: &[Option<Datum>],
+) -> Result<Vec<ItemPointer>, PgError> {
+    let range = ScanRange::equal(prefix.to_vec());
+    Ok(bt_scan_all(ctx, index, range, ScanDirection::Forward)?
+        .into_iter()
+        .map(|e| e.tid)
+        .collect())
+}
+
 fn bound_values(b: &Bound<Vec<Option<Datum>>>) -> Option<&[Option<Datum>]> {
     match b {
         Bound::Included(v) | Bound::Excluded(v) => Some(v),

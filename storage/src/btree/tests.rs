@@ -306,6 +306,8 @@ fn duplicates_span_pages_in_heap_tid_order() {
         );
         let expected = keys.iter().filter(|k| k[0] == Some(Datum::Int4(2))).count();
         assert_eq!(twos.len(), expected);
+        let tids = bt_search(ctx, &idx, &[Some(Datum::Int4(2))]).unwrap();
+        assert_eq!(tids, twos.iter().map(|e| e.tid).collect::<Vec<_>>());
         assert!(twos.windows(2).all(|w| {
             (w[0].tid.block.0, w[0].tid.offset.0) < (w[1].tid.block.0, w[1].tid.offset.0)
         }));
