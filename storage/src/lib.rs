@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod btree;
 pub mod buffer;
 pub mod catalog;
 pub mod checkpointer_shmem;

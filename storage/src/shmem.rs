@@ -263,6 +263,7 @@ fn engine<R>(
 pub fn redo_table() -> crate::recovery::RedoTable {
     let mut t = crate::recovery::RedoTable::new();
     t.register(crate::wal::ResourceManager::Heap, crate::heap::heap_redo);
+    t.register(crate::wal::ResourceManager::Btree, crate::btree::btree_redo);
     t
 }
 

@@ -239,7 +239,7 @@ impl TupleDesc {
 /// Append `value` for attribute `attnum` (1-based) at the end of `tuple`,
 /// padding first as the type requires. Returns true for a varlena (the
 /// tuple then gets `HEAP_HASVARWIDTH`).
-pub(super) fn write_datum(
+pub(crate) fn write_datum(
     tuple: &mut Vec<u8>,
     attnum: usize,
     attr: &Attribute,
@@ -320,7 +320,7 @@ fn fixed<const N: usize>(tuple: &[u8], at: usize) -> Option<[u8; N]> {
 
 /// Decode attribute `attnum` (1-based), which follows byte `off` (before
 /// alignment). Returns the value and the offset just past it.
-pub(super) fn read_datum(
+pub(crate) fn read_datum(
     tuple: &[u8],
     off: usize,
     attnum: usize,

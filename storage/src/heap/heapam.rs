@@ -137,7 +137,7 @@ pub trait XidWaiter {
 }
 
 /// Waits for `xid` the way the context says.
-fn wait_for_writer(
+pub(crate) fn wait_for_writer(
     ctx: &mut HeapContext<'_, '_>,
     xid: Xid,
     interrupts: &mut dyn FnMut() -> Result<(), PgError>,
