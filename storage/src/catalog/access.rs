@@ -43,6 +43,8 @@ pub struct RelationInfo {
     pub relfilenode: Oid,
     pub kind: u8,
     pub shared: bool,
+    /// The relation's indexes (none for an index).
+    pub indexes: Vec<IndexInfo>,
     /// Live columns in attnum order.
     pub columns: Vec<ColumnInfo>,
 }
@@ -218,8 +220,137 @@ pub fn lookup_relation(
         relfilenode: get_oid(&row[c("relfilenode")]),
         kind: get_char(&row[c("relkind")]),
         shared: get_bool(&row[c("relisshared")]),
+        indexes: relation_indexes(ctx, db, oid, snapshot, xact)?,
         columns,
     }))
+}
+
+/// An index of a relation, from `pg_index` and its `pg_class` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexInfo {
+    pub oid: Oid,
+    pub name: String,
+    pub relfilenode: Oid,
+    /// The indexed columns' attribute numbers, in index order.
+    pub columns: Vec<i16>,
+    pub unique: bool,
+    pub primary: bool,
+}
+
+impl IndexInfo {
+    pub fn locator(&self, db: Oid) -> RelFileLocator {
+        RelFileLocator {
+            spc_oid: DEFAULTTABLESPACE_OID,
+            db_oid: db,
+            rel_number: self.relfilenode,
+        }
+    }
+}
+
+fn relation_indexes(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    table: Oid,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Vec<IndexInfo>, PgError> {
+    let i = |n| PG_INDEX.column_index(n);
+    let rows = scan_catalog(ctx, &PG_INDEX, db, snapshot, xact, |v| {
+        get_oid(&v[i("indrelid")]) == table
+    })?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oids: Vec<Oid> = rows
+        .iter()
+        .map(|(_, v)| get_oid(&v[i("indexrelid")]))
+        .collect();
+    let classes = scan_catalog(ctx, &PG_CLASS, db, snapshot, xact, |v| {
+        oids.contains(&get_oid(&v[0]))
+    })?;
+    let mut out = Vec::new();
+    for (_, v) in rows {
+        let oid = get_oid(&v[i("indexrelid")]);
+        let Some((_, class)) = classes.iter().find(|(_, c)| get_oid(&c[0]) == oid) else {
+            continue;
+        };
+        let columns = match &v[i("indkey")] {
+            Some(Datum::Text(t)) => t
+                .split_whitespace()
+                .filter_map(|n| n.parse::<i16>().ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.push(IndexInfo {
+            oid,
+            name: get_name(&class[PG_CLASS.column_index("relname")]).to_owned(),
+            relfilenode: get_oid(&class[PG_CLASS.column_index("relfilenode")]),
+            columns,
+            unique: get_bool(&v[i("indisunique")]),
+            primary: get_bool(&v[i("indisprimary")]),
+        });
+    }
+    out.sort_by_key(|ix| ix.oid);
+    Ok(out)
+}
+
+/// Inserts the `pg_class` and `pg_index` rows of a new btree index `oid`
+/// (its relfilenode is its OID) on `table`'s columns `attnums`.
+#[allow(clippy::too_many_arguments)]
+pub fn create_index_rows(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    namespace: Oid,
+    name: &str,
+    owner: Oid,
+    oid: Oid,
+    table: Oid,
+    attnums: &[i16],
+    unique: bool,
+    primary: bool,
+    xact: &CurrentXact,
+) -> Result<IndexInfo, PgError> {
+    let class = catalog_relation(&PG_CLASS, db);
+    let row = vec![
+        super::defs::oid(oid),
+        super::defs::name(name),
+        super::defs::oid(namespace),
+        super::defs::oid(Oid(0)),
+        super::defs::oid(owner),
+        super::defs::oid(BTREE_AM_OID),
+        super::defs::oid(oid),
+        super::defs::oid(Oid(0)),
+        Some(Datum::Int4(0)),
+        Some(Datum::Bool(false)),
+        Some(Datum::Bool(false)),
+        Some(Datum::Char(RELPERSISTENCE_PERMANENT)),
+        Some(Datum::Char(RELKIND_INDEX)),
+        Some(Datum::Int2(attnums.len() as i16)),
+    ];
+    heap_insert(ctx, &class, xact, &class.form(&row)?)?;
+    let index = catalog_relation(&PG_INDEX, db);
+    let indkey = attnums
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let row = vec![
+        super::defs::oid(oid),
+        super::defs::oid(table),
+        Some(Datum::Int2(attnums.len() as i16)),
+        Some(Datum::Bool(unique)),
+        Some(Datum::Bool(primary)),
+        Some(Datum::Text(indkey)),
+    ];
+    heap_insert(ctx, &index, xact, &index.form(&row)?)?;
+    Ok(IndexInfo {
+        oid,
+        name: name.to_owned(),
+        relfilenode: oid,
+        columns: attnums.to_vec(),
+        unique,
+        primary,
+    })
 }
 
 /// Inserts the `pg_class`, `pg_attribute` and `pg_attrdef` rows of a new
@@ -300,6 +431,7 @@ pub fn create_relation_rows(
         relfilenode: oid,
         kind: RELKIND_RELATION,
         shared: false,
+        indexes: Vec::new(),
         columns: infos,
     })
 }
@@ -344,6 +476,16 @@ pub fn delete_relation_rows(
     })?;
     for (tid, _) in rows {
         delete_row(ctx, &attrdef, xact, tid, &mut |_| Ok(false), interrupts)?;
+    }
+    // An index's own pg_index row (the table's indexes are dropped one by
+    // one by the caller, each through this function).
+    let index = catalog_relation(&PG_INDEX, db);
+    let indexrelid = PG_INDEX.column_index("indexrelid");
+    let rows = scan_catalog(ctx, &PG_INDEX, db, snapshot, *xact, |v| {
+        get_oid(&v[indexrelid]) == oid
+    })?;
+    for (tid, _) in rows {
+        delete_row(ctx, &index, xact, tid, &mut |_| Ok(false), interrupts)?;
     }
     Ok(true)
 }

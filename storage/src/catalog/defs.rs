@@ -15,6 +15,9 @@ pub const PG_AUTHID_OID: Oid = Oid(1260);
 pub const PG_DATABASE_OID: Oid = Oid(1262);
 pub const PG_NAMESPACE_OID: Oid = Oid(2615);
 pub const PG_ATTRDEF_OID: Oid = Oid(2604);
+pub const PG_INDEX_OID: Oid = Oid(2610);
+/// `pg_am`'s btree access method.
+pub const BTREE_AM_OID: Oid = Oid(403);
 
 pub const PG_CATALOG_NAMESPACE: Oid = Oid(11);
 pub const PG_TOAST_NAMESPACE: Oid = Oid(99);
@@ -35,6 +38,8 @@ pub const PG_UTF8: i32 = 6;
 
 /// `pg_class.relkind` of an ordinary table.
 pub const RELKIND_RELATION: u8 = b'r';
+/// `pg_class.relkind` of an index.
+pub const RELKIND_INDEX: u8 = b'i';
 /// `pg_class.relpersistence` of a permanent relation.
 pub const RELPERSISTENCE_PERMANENT: u8 = b'p';
 
@@ -179,8 +184,25 @@ pub static PG_ATTRDEF: CatalogTable = CatalogTable {
     ],
 };
 
+/// Indexes: which table, which columns (`indkey` holds the attribute
+/// numbers as PostgreSQL's int2vector prints them, `1 2`), unique or
+/// primary key.
+pub static PG_INDEX: CatalogTable = CatalogTable {
+    oid: PG_INDEX_OID,
+    name: "pg_index",
+    shared: false,
+    columns: &[
+        col("indexrelid", OIDOID),
+        col("indrelid", OIDOID),
+        col("indnatts", INT2OID),
+        col("indisunique", BOOLOID),
+        col("indisprimary", BOOLOID),
+        col("indkey", TEXTOID),
+    ],
+};
+
 /// Every catalog, in the order `initdb` lists them in `pg_class`.
-pub static CATALOGS: [&CatalogTable; 7] = [
+pub static CATALOGS: [&CatalogTable; 8] = [
     &PG_TYPE,
     &PG_ATTRIBUTE,
     &PG_CLASS,
@@ -188,6 +210,7 @@ pub static CATALOGS: [&CatalogTable; 7] = [
     &PG_DATABASE,
     &PG_NAMESPACE,
     &PG_ATTRDEF,
+    &PG_INDEX,
 ];
 
 impl CatalogTable {
