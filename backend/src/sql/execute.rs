@@ -17,8 +17,8 @@ use super::eval::{eval, ExecEnv};
 use super::expr::AggCall;
 use super::expr::Expr;
 use super::io;
-use super::plan::{Plan, PlannedStmt, SortColumn};
-use super::types;
+use super::plan::{OutputColumn, Plan, PlannedStmt, SortColumn};
+use super::types::{self, TypeOid};
 use crate::dest::{Dest, FieldDesc};
 use pgerror::{PgError, PgResult, SqlState};
 use std::collections::VecDeque;
@@ -39,32 +39,76 @@ pub struct ScanCtx<'a> {
     pub xact: CurrentXact,
 }
 
-/// Runs a query plan; returns the number of rows sent.
+/// Runs a query plan to its end; returns the number of rows sent.
 pub fn run_select(
     stmt: &PlannedStmt,
     env: &mut ExecEnv,
-    mut scan: Option<&mut ScanCtx<'_>>,
+    scan: Option<&mut ScanCtx<'_>>,
     dest: &mut dyn Dest,
 ) -> PgResult<u64> {
     dest.row_description(&row_description(stmt))?;
-    let mut root = start(&stmt.plan);
-    let types: Vec<_> = stmt.columns.iter().map(|c| c.ty).collect();
-    let mut rows = 0u64;
-    while let Some(row) = root.next(env, scan.as_deref_mut())? {
-        crate::interrupts::check_for_interrupts()?;
-        let text: Vec<Option<String>> = row
-            .iter()
-            .zip(&types)
-            .map(|(v, &ty)| (!v.is_null()).then(|| io::output(v, ty, &env.io)))
-            .collect();
-        dest.data_row(&text)?;
-        rows += 1;
-    }
+    let (rows, _) = Cursor::new(stmt).fetch(env, scan, 0, dest)?;
     Ok(rows)
 }
 
+/// A running SELECT that can stop after some rows and go on later (an
+/// Execute with a row limit, PostgreSQL's PortalRunSelect). It owns its
+/// node states, so it may outlive the call that started it; the
+/// environment and the scan context are lent to each fetch.
+pub struct Cursor {
+    root: Box<dyn NodeState>,
+    types: Vec<TypeOid>,
+    done: bool,
+}
+
+impl Cursor {
+    pub fn new(stmt: &PlannedStmt) -> Cursor {
+        Cursor {
+            root: start(&stmt.plan),
+            types: stmt.columns.iter().map(|c| c.ty).collect(),
+            done: false,
+        }
+    }
+
+    /// Sends up to `max_rows` rows (0: all of them) as DataRows. Returns
+    /// the number sent and whether the cursor stopped at the limit (then
+    /// more may follow: PostgreSQL does not look ahead either).
+    pub fn fetch(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+        max_rows: u64,
+        dest: &mut dyn Dest,
+    ) -> PgResult<(u64, bool)> {
+        let mut rows = 0u64;
+        while !self.done {
+            if max_rows > 0 && rows == max_rows {
+                return Ok((rows, true));
+            }
+            let Some(row) = self.root.next(env, scan.as_deref_mut())? else {
+                self.done = true;
+                break;
+            };
+            crate::interrupts::check_for_interrupts()?;
+            let text: Vec<Option<String>> = row
+                .iter()
+                .zip(&self.types)
+                .map(|(v, &ty)| (!v.is_null()).then(|| io::output(v, ty, &env.io)))
+                .collect();
+            dest.data_row(&text)?;
+            rows += 1;
+        }
+        Ok((rows, false))
+    }
+}
+
 pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
-    stmt.columns
+    field_descs(&stmt.columns)
+}
+
+/// RowDescription fields for output columns, in text format.
+pub fn field_descs(columns: &[OutputColumn]) -> Vec<FieldDesc> {
+    columns
         .iter()
         .map(|c| FieldDesc {
             name: c.name.clone(),
@@ -78,8 +122,9 @@ pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
         .collect()
 }
 
-/// A running plan node.
-trait NodeState<'p> {
+/// A running plan node. It owns copies of the expressions it evaluates, so
+/// a [`Cursor`] does not borrow the plan.
+trait NodeState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -87,11 +132,11 @@ trait NodeState<'p> {
     ) -> PgResult<Option<Vec<Datum>>>;
 }
 
-fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
+fn start(plan: &Plan) -> Box<dyn NodeState> {
     match plan {
         Plan::Result { filter, targets } => Box::new(ResultState {
-            filter: filter.as_ref(),
-            targets,
+            filter: filter.clone(),
+            targets: targets.clone(),
             done: false,
         }),
         Plan::Limit {
@@ -100,8 +145,8 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             count,
         } => Box::new(LimitState {
             input: start(input),
-            offset: offset.as_ref(),
-            count: count.as_ref(),
+            offset: offset.clone(),
+            count: count.clone(),
             bounds: None,
             skipped: 0,
             returned: 0,
@@ -109,14 +154,14 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
         Plan::SeqScan { rel, filter } => Box::new(SeqScanState {
             heap: None,
             rel: rel.clone(),
-            filter: filter.as_ref(),
+            filter: filter.clone(),
             nblocks: None,
             next_block: 0,
             rows: VecDeque::new(),
         }),
         Plan::Agg { input, aggs } => Box::new(AggState {
             input: start(input),
-            aggs,
+            aggs: aggs.clone(),
             done: false,
         }),
         Plan::Project {
@@ -125,12 +170,12 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             over_aggs,
         } => Box::new(ProjectState {
             input: start(input),
-            exprs,
+            exprs: exprs.clone(),
             over_aggs: *over_aggs,
         }),
         Plan::Sort { input, keys } => Box::new(SortState {
             input: start(input),
-            keys,
+            keys: keys.clone(),
             sorted: None,
         }),
         Plan::Trim { input, ncols } => Box::new(TrimState {
@@ -192,16 +237,16 @@ fn no_table_access() -> PgError {
 
 /// A sequential scan, a block at a time (the engine is free between
 /// blocks for the nodes above).
-struct SeqScanState<'p> {
+struct SeqScanState {
     rel: Arc<RelationInfo>,
     heap: Option<HeapRelation>,
-    filter: Option<&'p Expr>,
+    filter: Option<Expr>,
     nblocks: Option<u32>,
     next_block: u32,
     rows: VecDeque<Vec<Datum>>,
 }
 
-impl<'p> NodeState<'p> for SeqScanState<'p> {
+impl NodeState for SeqScanState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -223,7 +268,7 @@ impl<'p> NodeState<'p> for SeqScanState<'p> {
             crate::interrupts::check_for_interrupts()?;
             let heap = self.heap.as_ref().expect("opened above");
             for (_, row) in scan_block(scan, heap, self.next_block)? {
-                if let Some(f) = self.filter {
+                if let Some(f) = &self.filter {
                     env.row = row;
                     if eval(f, env)?.as_bool() != Some(true) {
                         continue;
@@ -238,13 +283,13 @@ impl<'p> NodeState<'p> for SeqScanState<'p> {
     }
 }
 
-struct AggState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    aggs: &'p [AggCall],
+struct AggState {
+    input: Box<dyn NodeState>,
+    aggs: Vec<AggCall>,
     done: bool,
 }
 
-impl<'p> NodeState<'p> for AggState<'p> {
+impl NodeState for AggState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -272,13 +317,13 @@ impl<'p> NodeState<'p> for AggState<'p> {
     }
 }
 
-struct ProjectState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    exprs: &'p [Expr],
+struct ProjectState {
+    input: Box<dyn NodeState>,
+    exprs: Vec<Expr>,
     over_aggs: bool,
 }
 
-impl<'p> NodeState<'p> for ProjectState<'p> {
+impl NodeState for ProjectState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -331,13 +376,13 @@ pub fn compare_key(a: &Datum, b: &Datum, key: &SortColumn) -> std::cmp::Ordering
     }
 }
 
-struct SortState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    keys: &'p [SortColumn],
+struct SortState {
+    input: Box<dyn NodeState>,
+    keys: Vec<SortColumn>,
     sorted: Option<std::vec::IntoIter<Vec<Datum>>>,
 }
 
-impl<'p> NodeState<'p> for SortState<'p> {
+impl NodeState for SortState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -348,7 +393,7 @@ impl<'p> NodeState<'p> for SortState<'p> {
             while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
                 rows.push(row);
             }
-            let keys = self.keys;
+            let keys = &self.keys;
             rows.sort_by(|a, b| {
                 keys.iter()
                     .map(|k| compare_key(&a[k.column], &b[k.column], k))
@@ -361,12 +406,12 @@ impl<'p> NodeState<'p> for SortState<'p> {
     }
 }
 
-struct TrimState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
+struct TrimState {
+    input: Box<dyn NodeState>,
     ncols: usize,
 }
 
-impl<'p> NodeState<'p> for TrimState<'p> {
+impl NodeState for TrimState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -380,13 +425,13 @@ impl<'p> NodeState<'p> for TrimState<'p> {
 }
 
 /// One row of constant-free-of-input expressions, once.
-struct ResultState<'p> {
-    filter: Option<&'p Expr>,
-    targets: &'p [Expr],
+struct ResultState {
+    filter: Option<Expr>,
+    targets: Vec<Expr>,
     done: bool,
 }
 
-impl<'p> NodeState<'p> for ResultState<'p> {
+impl NodeState for ResultState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -396,7 +441,7 @@ impl<'p> NodeState<'p> for ResultState<'p> {
             return Ok(None);
         }
         self.done = true;
-        if let Some(f) = self.filter {
+        if let Some(f) = &self.filter {
             if eval(f, env)?.as_bool() != Some(true) {
                 return Ok(None);
             }
@@ -410,17 +455,17 @@ impl<'p> NodeState<'p> for ResultState<'p> {
     }
 }
 
-struct LimitState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    offset: Option<&'p Expr>,
-    count: Option<&'p Expr>,
+struct LimitState {
+    input: Box<dyn NodeState>,
+    offset: Option<Expr>,
+    count: Option<Expr>,
     /// (offset, count) once evaluated; count `None` is "no limit".
     bounds: Option<(u64, Option<u64>)>,
     skipped: u64,
     returned: u64,
 }
 
-impl LimitState<'_> {
+impl LimitState {
     /// ExecLimit's recompute_limits: evaluated on the first call.
     fn bounds(&mut self, env: &mut ExecEnv) -> PgResult<(u64, Option<u64>)> {
         if let Some(b) = self.bounds {
@@ -441,14 +486,14 @@ impl LimitState<'_> {
                 Some(v) => Ok(Some(v as u64)),
             }
         };
-        let offset = eval_bound(self.offset, env, "OFFSET", b"2201X")?.unwrap_or(0);
-        let count = eval_bound(self.count, env, "LIMIT", b"2201W")?;
+        let offset = eval_bound(self.offset.as_ref(), env, "OFFSET", b"2201X")?.unwrap_or(0);
+        let count = eval_bound(self.count.as_ref(), env, "LIMIT", b"2201W")?;
         self.bounds = Some((offset, count));
         Ok((offset, count))
     }
 }
 
-impl<'p> NodeState<'p> for LimitState<'p> {
+impl NodeState for LimitState {
     fn next(
         &mut self,
         env: &mut ExecEnv,

@@ -85,6 +85,7 @@
 mod analyze;
 mod analyze_expr;
 mod coerce;
+mod params;
 mod parser;
 mod resolve;
 
@@ -108,8 +109,12 @@ mod expr;
 mod plan;
 
 // Statements and transactions.
+pub mod extended;
 mod modify;
+pub mod portal;
+pub mod prepared;
 mod simple_query;
+mod statement;
 pub mod tables;
 mod utility;
 pub mod xact;

@@ -118,18 +118,29 @@ pub struct RelCache {
     missing: std::collections::HashSet<(Oid, String)>,
     /// Next shared invalidation message to read.
     pub inval_seq: u64,
+    /// Changes whenever an entry may have gone stale (an invalidation for
+    /// this database, our own DDL, the abort of a transaction that did
+    /// some): prepared statements analyzed under another generation are
+    /// analyzed again (`prepared.rs`).
+    generation: u64,
 }
 
 impl RelCache {
     pub fn clear(&mut self) {
         self.by_name.clear();
         self.missing.clear();
+        self.generation += 1;
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn invalidate(&mut self, db: Oid, msgs: &[InvalMessage]) {
         self.missing.clear();
         for m in msgs {
             if m.db == db || m.db == Oid(0) {
+                self.generation += 1;
                 if m.rel == Oid(0) {
                     self.by_name.clear();
                     return;
@@ -149,8 +160,9 @@ fn isolation_of(setting: &str) -> IsolationLevel {
     }
 }
 
-/// Step 1.
-pub fn begin_statement(session: &mut Session) {
+/// Reads the shared invalidation queue and drops what it makes stale
+/// (step 1's first half; a prepared statement also calls it before use).
+pub fn accept_invalidations(session: &mut Session) {
     let Some(engine) = session.engine.as_mut() else {
         return;
     };
@@ -159,6 +171,14 @@ pub fn begin_statement(session: &mut Session) {
         Some(InvalAction::ResetAll) => session.relcache.clear(),
         Some(InvalAction::Relations(msgs)) => session.relcache.invalidate(engine.db, &msgs),
     }
+}
+
+/// Step 1.
+pub fn begin_statement(session: &mut Session) {
+    accept_invalidations(session);
+    let Some(engine) = session.engine.as_mut() else {
+        return;
+    };
     let sx = &mut session.storage;
     if sx.wrote {
         sx.cid += 1;

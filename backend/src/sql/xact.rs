@@ -65,6 +65,9 @@ pub struct TransactionState {
     /// Set when the top-level transaction ended (true: committed), until
     /// the caller ends it in the storage engine too ([`Self::take_ended`]).
     ended: Option<bool>,
+    /// Counts the ends of top-level transactions and of failed blocks in
+    /// this session: what ties a portal to its transaction.
+    ended_count: u64,
 }
 
 fn warning(code: SqlState, message: &str) -> PgError {
@@ -158,7 +161,7 @@ impl TransactionState {
                     None => {
                         settings.at_xact_end(false);
                         self.top_aborted = true;
-                        self.ended = Some(false);
+                        self.set_ended(false);
                     }
                 }
                 self.block = BlockState::Aborted;
@@ -277,9 +280,12 @@ impl TransactionState {
     }
 
     fn finish_aborted(&mut self, settings: &mut conf::Settings) {
-        if !self.top_aborted {
+        if self.top_aborted {
+            // Ended at the error already; the block ends now.
+            self.ended_count += 1;
+        } else {
             settings.at_xact_end(false);
-            self.ended = Some(false);
+            self.set_ended(false);
         }
         self.savepoints.clear();
         self.block = BlockState::Default;
@@ -291,9 +297,20 @@ impl TransactionState {
         self.ended.take()
     }
 
+    /// The number of top-level transactions ended so far; it changes when
+    /// the current one commits or aborts.
+    pub fn ended_count(&self) -> u64 {
+        self.ended_count
+    }
+
+    fn set_ended(&mut self, commit: bool) {
+        self.ended = Some(commit);
+        self.ended_count += 1;
+    }
+
     fn finish(&mut self, settings: &mut conf::Settings, commit: bool) {
         settings.at_xact_end(commit);
-        self.ended = Some(commit);
+        self.set_ended(commit);
         self.savepoints.clear();
         self.block = BlockState::Default;
     }
