@@ -4,7 +4,7 @@
 //! A statement sent with Parse or PREPARE may use parameters whose types the
 //! client declared (a non-zero OID) or left to the server (0). Analysis
 //! starts from the declared list in a [`ParamTypes`]; every `$n` becomes an
-//! [`Expr::Param`](super::expr::Expr::Param) of the type known so far,
+//! [`Expr::Param`] of the type known so far,
 //! `unknown` if none. The first context that coerces an `unknown` parameter
 //! to a type fixes it (`coerce.rs` calls [`ParamTypes::resolve`]):
 //!
