@@ -218,15 +218,21 @@ class ExtendedProbe(pp.Probe):
         self.eq(self.simple(c, "select count(*) from xp where id = 100"),
                 "T(count:20) D('0') C('SELECT 1') Z(I)",
                 "6 rolls back the first: the statements between Syncs are one transaction")
-        self.eq(self.exchange(c, parse("begin"), bind(), execute(), parse("select 1/0"), bind(),
-                              execute(), SYNC),
-                "1 2 C('BEGIN') 1 E(ERROR 22012 'division by zero') Z(E)",
+        self.eq(self.exchange(c, parse("begin"), bind(), execute(),
+                              parse("select id from xp order by id", name="all"),
+                              bind(stmt="all", portal="cur"), execute("cur", 1),
+                              parse("select 1/0"), bind(), execute(), SYNC),
+                "1 2 C('BEGIN') 1 2 D('1') s 1 E(ERROR 22012 'division by zero') Z(E)",
                 "6 inside BEGIN an error leaves the block failed")
-        self.eq(self.exchange(c, parse("select 1"), SYNC),
-                "E(ERROR 25P02 'current transaction is aborted, commands ignored until end of "
-                "transaction block') Z(E)", "6 where only ROLLBACK/COMMIT may be parsed")
-        self.eq(self.exchange(c, parse("rollback"), bind(), execute(), SYNC),
-                "1 2 C('ROLLBACK') Z(I)", "6 ROLLBACK ends it")
+        failed = ("E(ERROR 25P02 'current transaction is aborted, commands ignored until end of "
+                  "transaction block') Z(E)")
+        self.eq(self.exchange(c, parse("select 1"), SYNC), failed,
+                "6 where only ROLLBACK/COMMIT may be parsed")
+        self.eq(self.exchange(c, execute("cur", 1), SYNC), failed,
+                "6 and its portal cannot run (but still exists)")
+        self.eq(self.exchange(c, parse("rollback"), bind(), execute(), execute("cur"), SYNC),
+                "1 2 C('ROLLBACK') E(ERROR 34000 'portal \"cur\" does not exist') Z(I)",
+                "6 ROLLBACK ends the block and its portals")
 
     def step7_sql_prepare(self):
         c = self.session()

@@ -252,14 +252,14 @@ pub fn execute(
 ) -> PgResult<()> {
     guarded(session, |session| {
         begin_message(session);
-        live_portal(session, name)?;
+        let exits = live_portal(session, name)?.planned().is_transaction_exit();
+        if session.xact.is_aborted() && !exits {
+            return Err(in_failed_transaction());
+        }
         let (key, mut portal) = session
             .portals
             .remove_entry(name)
             .expect("live_portal found it");
-        if session.xact.is_aborted() && !portal.planned().is_transaction_exit() {
-            return Err(in_failed_transaction());
-        }
         let max_rows = u64::try_from(max_rows).unwrap_or(0);
         portal.run(session, name, max_rows, dest)?;
         if portal.is_live(session) {

@@ -26,7 +26,9 @@
 //!    `55000 portal "x" cannot be run`.
 //! 4. A portal belongs to the transaction that bound it
 //!    ([`TransactionState::ended_count`](super::xact::TransactionState::ended_count)):
-//!    after that transaction ends it does not exist.
+//!    after that transaction commits or rolls back it does not exist. After
+//!    an error inside BEGIN it stays (unusable: 25P02) until the failed
+//!    block ends, as in PostgreSQL.
 
 use super::datum::Datum;
 use super::execute::{Cursor, ScanCtx};
@@ -96,7 +98,12 @@ impl Portal {
 
     /// Whether its transaction is still the current one (rule 4).
     pub fn is_live(&self, session: &Session) -> bool {
-        self.xact == session.xact.ended_count()
+        self.belongs_to(session.xact.ended_count())
+    }
+
+    /// Whether it belongs to the transaction `ended_count` identifies.
+    pub fn belongs_to(&self, ended_count: u64) -> bool {
+        self.xact == ended_count
     }
 
     pub fn planned(&self) -> &Planned {

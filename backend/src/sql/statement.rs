@@ -419,14 +419,15 @@ fn run_utility(
 }
 
 /// Ends the transaction in the storage engine once `xact.rs` ended it
-/// (committed or aborted), and drops the portals, which live no longer
-/// than their transaction; a no-op otherwise.
+/// (committed or aborted), and drops the portals of ended transactions
+/// (those of a failed block stay until its ROLLBACK, as in PostgreSQL).
 pub fn finish_xact(session: &mut Session) -> PgResult<()> {
+    if !session.portals.is_empty() {
+        let current = session.xact.ended_count();
+        session.portals.retain(|_, p| p.belongs_to(current));
+    }
     match session.xact.take_ended() {
-        Some(commit) => {
-            session.portals.clear();
-            tables::end_transaction(session, commit)
-        }
+        Some(commit) => tables::end_transaction(session, commit),
         None => Ok(()),
     }
 }

@@ -65,8 +65,9 @@ pub struct TransactionState {
     /// Set when the top-level transaction ended (true: committed), until
     /// the caller ends it in the storage engine too ([`Self::take_ended`]).
     ended: Option<bool>,
-    /// Counts the ends of top-level transactions and of failed blocks in
-    /// this session: what ties a portal to its transaction.
+    /// Counts the ends of transactions, a failed block counting when the
+    /// block ends (ROLLBACK), not at its error: what ties a portal to its
+    /// transaction.
     ended_count: u64,
 }
 
@@ -159,9 +160,11 @@ impl TransactionState {
                         self.top_aborted = false;
                     }
                     None => {
+                        // The transaction ends now; the block stays until
+                        // ROLLBACK (finish_aborted counts its end).
                         settings.at_xact_end(false);
                         self.top_aborted = true;
-                        self.set_ended(false);
+                        self.ended = Some(false);
                     }
                 }
                 self.block = BlockState::Aborted;
@@ -297,8 +300,8 @@ impl TransactionState {
         self.ended.take()
     }
 
-    /// The number of top-level transactions ended so far; it changes when
-    /// the current one commits or aborts.
+    /// The number of transactions ended so far; it changes when the
+    /// current one commits or aborts, or its failed block ends.
     pub fn ended_count(&self) -> u64 {
         self.ended_count
     }
