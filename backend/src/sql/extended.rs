@@ -25,6 +25,9 @@
 //!    that end it may be parsed, bound or executed (`25P02` otherwise).
 //! 4. Each message's arrival is the statement start time
 //!    (`statement_timestamp()`); the transaction starts at the first one's.
+//!
+//! Nothing here touches shared memory directly: statements do, through
+//! `statement.rs` and `tables.rs`, under the locks those describe.
 
 use super::datum::Datum;
 use super::execute::field_descs;

@@ -29,6 +29,12 @@
 //!    after that transaction commits or rolls back it does not exist. After
 //!    an error inside BEGIN it stays (unusable: 25P02) until the failed
 //!    block ends, as in PostgreSQL.
+//!
+//! # Locking
+//!
+//! A portal is the session's own memory. A suspended SELECT holds no buffer
+//! pin and no lock between Executes: its scan copies each block's visible
+//! rows out before returning, and re-pins the next block at the next fetch.
 
 use super::datum::Datum;
 use super::execute::{Cursor, ScanCtx};

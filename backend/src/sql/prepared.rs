@@ -35,6 +35,13 @@
 //! 4. Prepared statements are not transactional: they survive COMMIT and
 //!    ROLLBACK and last until the session ends, DEALLOCATE, Close, or (for
 //!    the unnamed one) the next unnamed Parse or simple Query.
+//!
+//! # Locking
+//!
+//! The tables are the session's own memory. The only shared state read is
+//! the invalidation queue (`tables::accept_invalidations`, under the queue's
+//! spinlock) and the catalogs during analysis (buffer pins and content
+//! locks, through the relation cache).
 
 use super::analyze::ParseState;
 use super::analyze_expr::{expr_location, transform_expr, typename_type};

@@ -26,6 +26,9 @@
 //!    table, then the writer's xid.
 //! 4. Utility statements (SET, SHOW, BEGIN, CREATE TABLE, PREPARE...) have
 //!    nothing to analyze or plan: they run from their raw trees.
+//!
+//! Shared memory (buffers, WAL, the proc array) is reached only through
+//! `tables.rs`, `modify.rs` and `execute.rs`, under the locks they name.
 
 use super::analyze::{analyze_select, ParseState};
 use super::datetime::TimeZone;
