@@ -29,6 +29,8 @@ pub trait Dest {
     fn empty_query(&mut self) -> PgResult<()>;
     /// A NOTICE/WARNING/INFO for the client (not an error).
     fn notice(&mut self, notice: &pgerror::PgError) -> PgResult<()>;
+    /// An Execute stopped at its row limit; the portal has more.
+    fn portal_suspended(&mut self) -> PgResult<()>;
 }
 
 /// A Dest that records everything, for unit tests.
@@ -67,6 +69,10 @@ impl Dest for VecDest {
     fn notice(&mut self, notice: &pgerror::PgError) -> PgResult<()> {
         self.events
             .push(format!("N {} {}", notice.severity.as_str(), notice.message));
+        Ok(())
+    }
+    fn portal_suspended(&mut self) -> PgResult<()> {
+        self.events.push("s".into());
         Ok(())
     }
 }

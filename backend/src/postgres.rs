@@ -21,6 +21,7 @@ use launch::{ChildContext, Sig};
 use pgerror::{PgError, PgResult, Severity, SqlState};
 use shmem_layout::procarray::BackendState;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Results of a query go straight into the connection's output buffer.
@@ -47,6 +48,10 @@ impl Dest for ClientDest<'_> {
     }
     fn notice(&mut self, notice: &PgError) -> PgResult<()> {
         self.conn.send(b'N', &messages::error_fields(notice));
+        Ok(())
+    }
+    fn portal_suspended(&mut self) -> PgResult<()> {
+        self.conn.send(b's', &[]);
         Ok(())
     }
 }
@@ -149,7 +154,9 @@ impl Backend {
             if send_ready {
                 self.ready_for_query();
             }
-            if self.conn.flush().is_err() {
+            // Output goes out at ReadyForQuery and before waiting for input;
+            // a pipeline of extended messages gets its answers in one send.
+            if (send_ready || !self.conn.has_message()) && self.conn.flush().is_err() {
                 // The client is gone; nobody is left to tell.
                 self.exit(0);
             }
@@ -181,18 +188,24 @@ impl Backend {
                     Err(e) => self.send_error(&e),
                 },
                 b'X' => self.exit(0),
-                b'S' => self.ignore_till_sync = false,
-                b'H' => send_ready = false,
-                b'P' | b'B' | b'D' | b'E' | b'C' | b'F' => {
-                    if !self.ignore_till_sync {
-                        self.send_error(&PgError::unsupported(
-                            "the extended query protocol is not supported yet",
-                        ));
-                        self.ignore_till_sync = true;
+                b'S' => {
+                    self.ignore_till_sync = false;
+                    self.sync();
+                }
+                b'H' => {
+                    send_ready = false;
+                    if self.conn.flush().is_err() {
+                        self.exit(0);
                     }
+                }
+                b'P' | b'B' | b'D' | b'E' | b'C' => {
                     // ReadyForQuery waits for the Sync.
                     send_ready = false;
+                    self.extended_message(typ, &body);
                 }
+                b'F' => self.send_error(&PgError::unsupported(
+                    "the function call message is not supported yet",
+                )),
                 // CopyData/CopyDone/CopyFail outside COPY are ignored, as in PostgreSQL.
                 b'd' | b'c' | b'f' => send_ready = false,
                 other => self.fatal(&PgError::fatal(
@@ -297,38 +310,139 @@ impl Backend {
         self.conn.send(b'E', &messages::error_fields(e));
     }
 
-    fn simple_query(&mut self, query: &str) {
+    /// Shows the backend busy with `query` (pg_stat_activity, the process
+    /// title: `title`, else the query's first word) and arms
+    /// statement_timeout.
+    fn start_activity(&mut self, query: Option<&str>, title: Option<&str>) {
         // Forget a cancel that came while idle, before the backend shows
         // itself active: a cancel sent for this statement must come after.
         interrupts::clear_stale_cancel();
-        self.report_state(BackendState::Active, Some(query));
-        let word: String = query
-            .trim_start()
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
+        self.report_state(BackendState::Active, query);
+        let word: String = match title {
+            Some(t) => t.to_string(),
+            None => query
+                .unwrap_or("")
+                .trim_start()
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase(),
+        };
         self.title(&word);
         let timeout_ms = self.session.settings.get_int("statement_timeout").max(0) as u64;
         interrupts::arm_statement_timeout(Duration::from_millis(timeout_ms));
+    }
+
+    /// The end of a message's work: disarm the timeout, report an error
+    /// (a FATAL one ends the session); `query` goes to the log with it.
+    fn finish_activity(&mut self, result: PgResult<()>, query: Option<&str>) -> bool {
+        interrupts::disarm_statement_timeout();
+        let Err(e) = result else { return true };
+        if self.conn.broken {
+            self.exit(0);
+        }
+        let log_statement = |q: Option<&str>| {
+            if let Some(q) = q {
+                log::info!(target: launch::elog::STATEMENT, "{q}");
+            }
+        };
+        if e.severity >= Severity::Fatal {
+            log_statement(query);
+            self.fatal(&e);
+        }
+        self.send_error(&e);
+        log_statement(query);
+        false
+    }
+
+    fn simple_query(&mut self, query: &str) {
+        self.start_activity(Some(query), None);
         let result = {
             let mut dest = ClientDest {
                 conn: &mut self.conn,
             };
             crate::sql::exec_simple_query(&mut self.session, query, &mut dest)
         };
-        interrupts::disarm_statement_timeout();
-        if let Err(e) = result {
-            if self.conn.broken {
-                self.exit(0);
+        self.finish_activity(result, Some(query));
+    }
+
+    /// Parse, Bind, Describe, Execute, Close (`sql::extended`). After an
+    /// error everything up to the next Sync is skipped.
+    fn extended_message(&mut self, typ: u8, body: &[u8]) {
+        use crate::protocol::extended::{self as ext, Message, Target};
+        use crate::sql::extended as sql;
+        let msg = match ext::decode(typ, body) {
+            Ok(m) => m,
+            Err(e) => {
+                let aborted = sql::abort(&mut self.session);
+                self.finish_activity(aborted.and(Err(e)), None);
+                self.ignore_till_sync = true;
+                return;
             }
-            if e.severity >= Severity::Fatal {
-                log::info!(target: launch::elog::STATEMENT, "{query}");
-                self.fatal(&e);
+        };
+        // What pg_stat_activity and the title show, as PostgreSQL does.
+        let query: Option<Arc<str>> = match &msg {
+            Message::Parse(m) => {
+                let query = Arc::from(m.query);
+                self.start_activity(Some(&query), Some("PARSE"));
+                Some(query)
             }
-            self.send_error(&e);
-            log::info!(target: launch::elog::STATEMENT, "{query}");
+            Message::Bind(m) => {
+                let query = sql::statement_text(&self.session, m.statement);
+                self.start_activity(query.as_deref(), Some("BIND"));
+                query
+            }
+            Message::Execute(m) => {
+                let query = sql::portal_text(&self.session, m.portal);
+                self.start_activity(query.as_deref(), None);
+                query
+            }
+            Message::Describe(..) | Message::Close(..) => None,
+        };
+        let session = &mut self.session;
+        let mut dest = ClientDest {
+            conn: &mut self.conn,
+        };
+        let result = match msg {
+            Message::Parse(m) => sql::parse(session, &m).map(|()| dest.conn.send(b'1', &[])),
+            Message::Bind(m) => sql::bind(session, &m).map(|()| dest.conn.send(b'2', &[])),
+            Message::Describe(Target::Statement, name) => sql::describe_statement(session, name)
+                .and_then(|d| {
+                    dest.conn
+                        .send(b't', &ext::parameter_description(&d.param_types));
+                    d.row.map(|row| send_row_description(dest.conn, row))
+                }),
+            Message::Describe(Target::Portal, name) => {
+                sql::describe_portal(session, name).map(|row| send_row_description(dest.conn, row))
+            }
+            Message::Execute(m) => sql::execute(session, m.portal, m.max_rows, &mut dest),
+            Message::Close(target, name) => {
+                match target {
+                    Target::Statement => sql::close_statement(session, name),
+                    Target::Portal => sql::close_portal(session, name),
+                }
+                dest.conn.send(b'3', &[]);
+                Ok(())
+            }
+        };
+        if !self.finish_activity(result, query.as_deref()) {
+            self.ignore_till_sync = true;
         }
+    }
+
+    /// Sync: the implicit transaction of the messages since the last one
+    /// commits; ReadyForQuery follows.
+    fn sync(&mut self) {
+        let result = crate::sql::extended::sync(&mut self.session);
+        self.finish_activity(result, None);
+    }
+}
+
+/// RowDescription, or NoData for a statement that returns no rows.
+fn send_row_description(conn: &mut Connection, row: Option<Vec<FieldDesc>>) {
+    match row {
+        Some(fields) => conn.send(b'T', &messages::row_description(&fields)),
+        None => conn.send(b'n', &[]),
     }
 }
 

@@ -17,6 +17,12 @@ pub struct Session {
     /// The current transaction as the engine sees it (`sql::tables`).
     pub storage: crate::sql::tables::StorageXact,
     pub relcache: crate::sql::tables::RelCache,
+    /// Prepared statements by name (`""`: the protocol's unnamed one),
+    /// from Parse and PREPARE alike (`sql::prepared`).
+    pub prepared: std::collections::HashMap<String, crate::sql::prepared::PreparedStatement>,
+    /// Portals by name (`""`: the unnamed one), from Bind; they last no
+    /// longer than their transaction (`sql::portal`).
+    pub portals: std::collections::HashMap<String, crate::sql::portal::Portal>,
 }
 
 impl Session {
@@ -37,6 +43,8 @@ impl Session {
             engine: None,
             storage: Default::default(),
             relcache: Default::default(),
+            prepared: Default::default(),
+            portals: Default::default(),
         }
     }
 }

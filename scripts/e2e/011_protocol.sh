@@ -31,39 +31,12 @@
 # (5 s unless a step needs longer) and the whole run (E2E_PROBE_TIMEOUT).
 source "$(dirname "$0")/lib.sh"
 
-PYTHON=${E2E_PYTHON:-python3}
-E2E_PROBE_TIMEOUT=${E2E_PROBE_TIMEOUT:-120}
-
-command -v "$PYTHON" >/dev/null || bail "python3 is available ($PYTHON)"
+command -v "${E2E_PYTHON:-python3}" >/dev/null || bail "python3 is available"
 start_server || bail "the server starts"
 log_mark
 
 # --- The probe ---------------------------------------------------------------
-probe_out=$TMP/probe.out
-timeout -k 5 "$E2E_PROBE_TIMEOUT" "$PYTHON" "$E2E_DIR/protocol_probe.py" \
-    --host 127.0.0.1 --port "$PORT" --socket-dir "$SOCK" \
-    --user postgres --database postgres ${E2E_PROBE_STEPS:+--steps "$E2E_PROBE_STEPS"} \
-    </dev/null >"$probe_out" 2>&1
-probe_rc=$?
-
-# Turn the probe's `ok<TAB>what` / `not ok<TAB>what` / `# diag` lines into
-# lib.sh's TAP lines (so the numbering is ours).
-tab=$'\t'
-while IFS= read -r line; do
-    case $line in
-        "ok$tab"*) ok "${line#ok$tab}" ;;
-        "not ok$tab"*) not_ok "${line#not ok$tab}" ;;
-        "skip$tab"*) line=${line#skip$tab}; skip "${line%%$tab*}" "${line#*$tab}" ;;
-        "#"*) echo "$line" ;;
-        *) echo "# probe: $line" ;;
-    esac
-done <"$probe_out"
-
-case $probe_rc in
-    0 | 1) ok "the probe ran to its end (exit $probe_rc)" ;;
-    124 | 137) not_ok "the probe ran to its end (it was stopped after ${E2E_PROBE_TIMEOUT}s)" ;;
-    *) not_ok "the probe ran to its end (exit $probe_rc)" ;;
-esac
+run_probe protocol_probe.py --socket-dir "$SOCK" ${E2E_PROBE_STEPS:+--steps "$E2E_PROBE_STEPS"}
 
 # --- The server after all that -----------------------------------------------
 check "the postmaster is still running" pid_alive "$PM_PID"

@@ -530,6 +530,38 @@ conf_set() {
 }
 
 # ---------------------------------------------------------------------------
+# Protocol probes (Python scripts that speak the wire protocol themselves)
+# ---------------------------------------------------------------------------
+
+# run_probe SCRIPT [args...]: runs a probe (protocol_probe.py,
+# extended_probe.py) against $PORT, bounded by E2E_PROBE_TIMEOUT (120 s),
+# and turns its `ok<TAB>what` / `not ok<TAB>what` / `skip<TAB>what<TAB>why`
+# / `# diag` lines into this test's TAP steps, then one step for the
+# probe's exit status (0 or 1: it ran to its end).
+run_probe() {
+    local script=$1; shift
+    local out=$TMP/$(basename "$script" .py).out rc line tab=$'\t'
+    timeout -k 5 "${E2E_PROBE_TIMEOUT:-120}" "${E2E_PYTHON:-python3}" "$E2E_DIR/$script" \
+        --host 127.0.0.1 --port "$PORT" --user postgres --database postgres "$@" \
+        </dev/null >"$out" 2>&1
+    rc=$?
+    while IFS= read -r line; do
+        case $line in
+            "ok$tab"*) ok "${line#ok$tab}" ;;
+            "not ok$tab"*) not_ok "${line#not ok$tab}" ;;
+            "skip$tab"*) line=${line#skip$tab}; skip "${line%%$tab*}" "${line#*$tab}" ;;
+            "#"*) echo "$line" ;;
+            *) echo "# probe: $line" ;;
+        esac
+    done <"$out"
+    case $rc in
+        0 | 1) ok "the probe ran to its end (exit $rc)" ;;
+        124 | 137) not_ok "the probe ran to its end (it was stopped after ${E2E_PROBE_TIMEOUT:-120}s)" ;;
+        *) not_ok "the probe ran to its end (exit $rc)" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------
 # psql
 # ---------------------------------------------------------------------------
 

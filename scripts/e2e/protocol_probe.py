@@ -744,8 +744,10 @@ class Probe:
         return 1 if self.failed else 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(probe_class=Probe, description=__doc__):
+    """Runs the steps of `probe_class` chosen on the command line and exits
+    0 (all passed), 1 (some failed) or 2 (the probe itself broke)."""
+    ap = argparse.ArgumentParser(description=description.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--socket-dir")
@@ -754,12 +756,12 @@ def main():
     ap.add_argument("--steps", default="", help="comma-separated step numbers (default: all)")
     args = ap.parse_args()
     only = {int(s) for s in args.steps.split(",") if s.strip()}
-    return Probe(args).run(only)
-
-
-if __name__ == "__main__":
     try:
-        sys.exit(main())
+        sys.exit(probe_class(args).run(only))
     except Exception as e:  # the probe itself broke: say so, do not pass
         print("# probe crashed: %s: %s" % (type(e).__name__, e), flush=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -138,9 +138,30 @@ impl<'a> BodyReader<'a> {
     }
 
     pub fn u32(&mut self) -> Option<u32> {
-        let b = self.buf.get(self.pos..self.pos + 4)?;
-        self.pos += 4;
-        Some(u32::from_be_bytes(b.try_into().ok()?))
+        Some(u32::from_be_bytes(self.array()?))
+    }
+
+    pub fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.array()?))
+    }
+
+    pub fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.array()?))
+    }
+
+    pub fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+
+    /// The next `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let b = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(b)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.bytes(N)?.try_into().ok()
     }
 }
 

@@ -15,6 +15,7 @@
 //! 2. A malformed message is a [`ProtocolError`]: the caller sends a FATAL
 //!    08P01 and ends this one connection.
 
+pub mod extended;
 pub mod messages;
 pub mod startup;
 

@@ -16,9 +16,10 @@
 
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
-use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, Located};
+use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, unknown_as_text, Located};
 use super::expr::{AggCall, FromSource, Query, RangeTable, SortKey, TargetEntry};
 use super::io::IoContext;
+use super::params::ParamTypes;
 use super::parser::{char_position, inner};
 use super::types::TypeOid;
 use pg_query::protobuf::{self as pb, node::Node as N, Node};
@@ -35,6 +36,9 @@ pub struct ParseState<'a> {
     pub scope: Option<&'a Scope>,
     /// Where aggregate calls may appear, and the ones found so far.
     pub aggs: Option<&'a RefCell<AggState>>,
+    /// The statement's parameters; `None` where `$n` cannot appear (a
+    /// simple Query: `42P02 there is no parameter $1`).
+    pub params: Option<&'a ParamTypes>,
 }
 
 /// The columns a FROM item makes visible, under its name or alias.
@@ -71,7 +75,14 @@ impl<'a> ParseState<'a> {
             io,
             scope: None,
             aggs: None,
+            params: None,
         }
+    }
+
+    /// The same state, where `$n` refers to `params`.
+    pub fn with_params(mut self, params: Option<&'a ParamTypes>) -> ParseState<'a> {
+        self.params = params;
+        self
     }
 
     /// Attaches the character position of byte `location` to `error`,
@@ -246,6 +257,7 @@ pub fn analyze_select(
         io: base.io,
         scope: scope.as_ref(),
         aggs: Some(&aggs),
+        params: base.params,
     };
     let ps = &ps;
 
@@ -547,11 +559,9 @@ fn transform_sort_item(ps: &ParseState, item: &Node, targets: &[TargetEntry]) ->
         }
         _ => transform_expr(ps, node)?,
     };
-    if expr.type_oid() == TypeOid::UNKNOWN {
-        return Err(PgError::unsupported(
-            "ORDER BY an untyped literal is not supported yet",
-        ));
-    }
+    // addTargetToSortList: an untyped sort key (`order by $1`) sorts as text.
+    let location = expr_location(node);
+    let expr = unknown_as_text(ps, Located { expr, location })?;
     Ok(SortKey {
         expr,
         descending,
@@ -616,21 +626,8 @@ fn transform_target(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<TargetEntry
             ));
         }
     }
-    let expr = transform_expr(ps, val)?;
     // resolveTargetListUnknowns: an output column is never of type unknown.
-    let expr = if expr.type_oid() == TypeOid::UNKNOWN {
-        let location = expr_location(val);
-        coerce(
-            ps,
-            Located { expr, location },
-            TypeOid::TEXT,
-            -1,
-            CoercionContext::Implicit,
-        )?
-        .expect("unknown coerces to text")
-    } else {
-        expr
-    };
+    let expr = unknown_as_text(ps, located(ps, val)?)?;
     let name = if rt.name.is_empty() {
         figure_colname(val)
     } else {

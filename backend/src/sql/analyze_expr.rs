@@ -15,7 +15,8 @@
 use super::analyze::ParseState;
 use super::casts::CoercionContext;
 use super::coerce::{
-    coerce, coerce_to_boolean, coerce_to_common, make_func, make_op, select_common_type, Located,
+    coerce, coerce_to_boolean, coerce_to_common, make_func, make_op, select_common_type,
+    unknown_as_text, Located,
 };
 use super::datum::Datum;
 use super::expr::{AggCall, AggFunc, BoolTestKind, Case, Expr};
@@ -33,13 +34,18 @@ pub fn transform_expr(ps: &ParseState, node: &Node) -> PgResult<Expr> {
     match n {
         N::AConst(c) => make_const(ps, c),
         N::ColumnRef(c) => transform_column_ref(ps, c),
-        N::ParamRef(p) => Err(ps.error_at(
-            PgError::new(
-                SqlState::UNDEFINED_PARAMETER,
-                format!("there is no parameter ${}", p.number),
-            ),
-            p.location,
-        )),
+        N::ParamRef(p) => match ps.params {
+            Some(params) => params
+                .reference(p.number)
+                .map_err(|e| ps.error_at(e, p.location)),
+            None => Err(ps.error_at(
+                PgError::new(
+                    SqlState::UNDEFINED_PARAMETER,
+                    format!("there is no parameter ${}", p.number),
+                ),
+                p.location,
+            )),
+        },
         N::AExpr(e) => transform_a_expr(ps, e),
         N::BoolExpr(b) => transform_bool_expr(ps, b),
         N::NullTest(t) => {
@@ -703,18 +709,12 @@ fn is_ordered_type(ty: TypeOid) -> bool {
 fn transform_case(ps: &ParseState, c: &pb::CaseExpr) -> PgResult<Expr> {
     let arg = match c.arg.as_deref() {
         Some(a) => {
-            let mut arg = located(ps, a)?;
-            if arg.expr.type_oid() == TypeOid::UNKNOWN {
-                arg.expr = coerce(
-                    ps,
-                    arg.clone(),
-                    TypeOid::TEXT,
-                    -1,
-                    CoercionContext::Implicit,
-                )?
-                .expect("unknown coerces to text");
-            }
-            Some(arg)
+            let arg = located(ps, a)?;
+            let location = arg.location;
+            Some(Located {
+                expr: unknown_as_text(ps, arg)?,
+                location,
+            })
         }
         None => None,
     };

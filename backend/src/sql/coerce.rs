@@ -6,8 +6,10 @@
 //! `unknown` literals are special, as in PostgreSQL: they are converted by
 //! the target type's input function *now*, during analysis, and a bad
 //! literal is reported at the literal's position (`select 1 + 'abc'` →
-//! `22P02 ... "abc"` at 12). Everything else becomes a [`Cast`] node that
-//! runs (or is folded by the planner) later, without a position.
+//! `22P02 ... "abc"` at 12). An `unknown` parameter takes the target type
+//! (PostgreSQL's coerce-param hook, `params.rs`). Everything else becomes a
+//! [`Cast`] node that runs (or is folded by the planner) later, without a
+//! position.
 
 use super::analyze::ParseState;
 use super::casts::{find_coercion_path, CastMethod, CoercionContext};
@@ -49,6 +51,15 @@ pub fn coerce(
         return Ok(Some(arg.expr));
     }
     if source == TypeOid::UNKNOWN {
+        if let (Expr::Param { index, .. }, Some(params)) = (&arg.expr, ps.params) {
+            // The context decides the parameter's type (params.rs).
+            let index = *index;
+            params
+                .resolve(index, target)
+                .map_err(|e| ps.error_at(e, arg.location))?;
+            let param = Expr::Param { index, ty: target };
+            return Ok(Some(with_typmod(param, target, typmod, explicit)));
+        }
         let converted = match arg.expr {
             Expr::Const {
                 value: Datum::Null, ..
@@ -93,6 +104,19 @@ fn with_typmod(expr: Expr, ty: TypeOid, typmod: i32, explicit: bool) -> Expr {
     } else {
         cast_node(expr, ty, typmod, CastMethod::Binary, explicit)
     }
+}
+
+/// An expression that must have a type, where `unknown` (a literal, a
+/// parameter no context typed) becomes text: output columns
+/// (resolveTargetListUnknowns), sort keys, a `CASE x` subject.
+pub fn unknown_as_text(ps: &ParseState, arg: Located) -> PgResult<Expr> {
+    if arg.expr.type_oid() != TypeOid::UNKNOWN {
+        return Ok(arg.expr);
+    }
+    Ok(
+        coerce(ps, arg, TypeOid::TEXT, -1, CoercionContext::Implicit)?
+            .expect("unknown coerces to text"),
+    )
 }
 
 /// coerce_to_boolean: for WHERE, AND/OR/NOT, CASE/WHEN, IS TRUE...

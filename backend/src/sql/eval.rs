@@ -33,6 +33,8 @@ pub struct ExecEnv<'s> {
     pub row: Vec<Datum>,
     /// The aggregates' results (`Expr::Aggref` reads them).
     pub agg_values: Vec<Datum>,
+    /// The statement's parameter values (`Expr::Param` reads them).
+    pub params: &'s [Datum],
 }
 
 impl<'s> ExecEnv<'s> {
@@ -55,7 +57,14 @@ impl<'s> ExecEnv<'s> {
             stmt_start,
             row: Vec::new(),
             agg_values: Vec::new(),
+            params: &[],
         }
+    }
+
+    /// The same environment with the statement's parameter values.
+    pub fn with_params(mut self, params: &'s [Datum]) -> ExecEnv<'s> {
+        self.params = params;
+        self
     }
 
     pub fn settings(&mut self) -> PgResult<&mut conf::Settings> {
@@ -99,6 +108,12 @@ impl Evaluator<'_, '_> {
                 .get(*index)
                 .cloned()
                 .ok_or_else(|| PgError::internal(format!("column {index} is not in the row"))),
+            Expr::Param { index, .. } => self.env.params.get(*index).cloned().ok_or_else(|| {
+                PgError::new(
+                    pgerror::SqlState::UNDEFINED_OBJECT,
+                    format!("no value found for parameter {}", index + 1),
+                )
+            }),
             Expr::Aggref { index, .. } => self
                 .env
                 .agg_values

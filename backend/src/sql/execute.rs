@@ -18,9 +18,8 @@ use super::expr::Expr;
 use super::expr::{AggCall, AggFunc};
 use super::io;
 use super::numeric::Numeric;
-use super::plan::{Plan, PlannedStmt, SortColumn};
-use super::types;
-use super::types::TypeOid;
+use super::plan::{OutputColumn, Plan, PlannedStmt, SortColumn};
+use super::types::{self, TypeOid};
 use crate::dest::{Dest, FieldDesc};
 use pgerror::{PgError, PgResult, SqlState};
 use std::collections::VecDeque;
@@ -41,28 +40,67 @@ pub struct ScanCtx<'a> {
     pub xact: CurrentXact,
 }
 
-/// Runs a query plan; returns the number of rows sent.
+/// Runs a query plan to its end; returns the number of rows sent.
 pub fn run_select(
     stmt: &PlannedStmt,
     env: &mut ExecEnv,
-    mut scan: Option<&mut ScanCtx<'_>>,
+    scan: Option<&mut ScanCtx<'_>>,
     dest: &mut dyn Dest,
 ) -> PgResult<u64> {
     dest.row_description(&row_description(stmt))?;
-    let mut root = start(&stmt.plan);
-    let types: Vec<_> = stmt.columns.iter().map(|c| c.ty).collect();
-    let mut rows = 0u64;
-    while let Some(row) = root.next(env, scan.as_deref_mut())? {
-        crate::interrupts::check_for_interrupts()?;
-        let text: Vec<Option<String>> = row
-            .iter()
-            .zip(&types)
-            .map(|(v, &ty)| (!v.is_null()).then(|| io::output(v, ty, &env.io)))
-            .collect();
-        dest.data_row(&text)?;
-        rows += 1;
-    }
+    let (rows, _) = Cursor::new(stmt).fetch(env, scan, 0, dest)?;
     Ok(rows)
+}
+
+/// A running SELECT that can stop after some rows and go on later (an
+/// Execute with a row limit, PostgreSQL's PortalRunSelect). It owns its
+/// node states, so it may outlive the call that started it; the
+/// environment and the scan context are lent to each fetch.
+pub struct Cursor {
+    root: Box<dyn NodeState>,
+    types: Vec<TypeOid>,
+    done: bool,
+}
+
+impl Cursor {
+    pub fn new(stmt: &PlannedStmt) -> Cursor {
+        Cursor {
+            root: start(&stmt.plan),
+            types: stmt.columns.iter().map(|c| c.ty).collect(),
+            done: false,
+        }
+    }
+
+    /// Sends up to `max_rows` rows (0: all of them) as DataRows. Returns
+    /// the number sent and whether the cursor stopped at the limit (then
+    /// more may follow: PostgreSQL does not look ahead either).
+    pub fn fetch(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+        max_rows: u64,
+        dest: &mut dyn Dest,
+    ) -> PgResult<(u64, bool)> {
+        let mut rows = 0u64;
+        while !self.done {
+            if max_rows > 0 && rows == max_rows {
+                return Ok((rows, true));
+            }
+            let Some(row) = self.root.next(env, scan.as_deref_mut())? else {
+                self.done = true;
+                break;
+            };
+            crate::interrupts::check_for_interrupts()?;
+            let text: Vec<Option<String>> = row
+                .iter()
+                .zip(&self.types)
+                .map(|(v, &ty)| (!v.is_null()).then(|| io::output(v, ty, &env.io)))
+                .collect();
+            dest.data_row(&text)?;
+            rows += 1;
+        }
+        Ok((rows, false))
+    }
 }
 
 /// Runs a query plan and hands each row to `f` (INSERT ... SELECT); the
@@ -82,7 +120,12 @@ pub fn for_each_row(
 }
 
 pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
-    stmt.columns
+    field_descs(&stmt.columns)
+}
+
+/// RowDescription fields for output columns, in text format.
+pub fn field_descs(columns: &[OutputColumn]) -> Vec<FieldDesc> {
+    columns
         .iter()
         .map(|c| FieldDesc {
             name: c.name.clone(),
@@ -97,7 +140,7 @@ pub fn row_description(stmt: &PlannedStmt) -> Vec<FieldDesc> {
 }
 
 /// A running plan node.
-trait NodeState<'p> {
+trait NodeState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -105,11 +148,11 @@ trait NodeState<'p> {
     ) -> PgResult<Option<Vec<Datum>>>;
 }
 
-fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
+fn start(plan: &Plan) -> Box<dyn NodeState> {
     match plan {
         Plan::Result { filter, targets } => Box::new(ResultState {
-            filter: filter.as_ref(),
-            targets,
+            filter: filter.clone(),
+            targets: targets.clone(),
             done: false,
         }),
         Plan::Limit {
@@ -118,8 +161,8 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             count,
         } => Box::new(LimitState {
             input: start(input),
-            offset: offset.as_ref(),
-            count: count.as_ref(),
+            offset: offset.clone(),
+            count: count.clone(),
             bounds: None,
             skipped: 0,
             returned: 0,
@@ -127,15 +170,15 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
         Plan::SeqScan { rel, filter } => Box::new(SeqScanState {
             heap: None,
             rel: rel.clone(),
-            filter: filter.as_ref(),
+            filter: filter.clone(),
             nblocks: None,
             next_block: 0,
             rows: VecDeque::new(),
         }),
         Plan::FunctionScan { args, ty, filter } => Box::new(SeriesState {
-            args,
+            args: args.clone(),
             ty: *ty,
-            filter: filter.as_ref(),
+            filter: filter.clone(),
             next: None,
         }),
         Plan::Agg {
@@ -145,9 +188,9 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             having,
         } => Box::new(AggState {
             input: start(input),
-            aggs,
-            group_by,
-            having: having.as_ref(),
+            aggs: aggs.clone(),
+            group_by: group_by.clone(),
+            having: having.clone(),
             groups: None,
         }),
         Plan::Project {
@@ -156,12 +199,12 @@ fn start(plan: &Plan) -> Box<dyn NodeState<'_> + '_> {
             over_aggs,
         } => Box::new(ProjectState {
             input: start(input),
-            exprs,
+            exprs: exprs.clone(),
             over_aggs: *over_aggs,
         }),
         Plan::Sort { input, keys } => Box::new(SortState {
             input: start(input),
-            keys,
+            keys: keys.clone(),
             sorted: None,
         }),
         Plan::Trim { input, ncols } => Box::new(TrimState {
@@ -224,16 +267,16 @@ fn no_table_access() -> PgError {
 
 /// A sequential scan, a block at a time (the engine is free between
 /// blocks for the nodes above).
-struct SeqScanState<'p> {
+struct SeqScanState {
     rel: Arc<RelationInfo>,
     heap: Option<HeapRelation>,
-    filter: Option<&'p Expr>,
+    filter: Option<Expr>,
     nblocks: Option<u32>,
     next_block: u32,
     rows: VecDeque<Vec<Datum>>,
 }
 
-impl<'p> NodeState<'p> for SeqScanState<'p> {
+impl NodeState for SeqScanState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -255,7 +298,7 @@ impl<'p> NodeState<'p> for SeqScanState<'p> {
             crate::interrupts::check_for_interrupts()?;
             let heap = self.heap.as_ref().expect("opened above");
             for (_, row) in scan_block(scan, heap, self.next_block)? {
-                if let Some(f) = self.filter {
+                if let Some(f) = &self.filter {
                     env.row = row;
                     if eval(f, env)?.as_bool() != Some(true) {
                         continue;
@@ -272,15 +315,15 @@ impl<'p> NodeState<'p> for SeqScanState<'p> {
 
 /// `generate_series(start, stop[, step])`: integers from start while not
 /// past stop, by step (1 by default; 0 is an error, as in PostgreSQL).
-struct SeriesState<'p> {
-    args: &'p [Expr],
+struct SeriesState {
+    args: Vec<Expr>,
     ty: TypeOid,
-    filter: Option<&'p Expr>,
+    filter: Option<Expr>,
     /// (next value, stop, step); `None` until the first call.
     next: Option<(i64, i64, i64)>,
 }
 
-impl<'p> NodeState<'p> for SeriesState<'p> {
+impl NodeState for SeriesState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -288,7 +331,7 @@ impl<'p> NodeState<'p> for SeriesState<'p> {
     ) -> PgResult<Option<Vec<Datum>>> {
         if self.next.is_none() {
             let mut v = Vec::with_capacity(3);
-            for a in self.args {
+            for a in &self.args {
                 match eval(a, env)?.as_i64() {
                     Some(x) => v.push(x),
                     // A NULL argument: no rows (the function is strict).
@@ -327,7 +370,7 @@ impl<'p> NodeState<'p> for SeriesState<'p> {
             } else {
                 Datum::Int8(cur)
             };
-            if let Some(f) = self.filter {
+            if let Some(f) = &self.filter {
                 env.row = vec![value.clone()];
                 if eval(f, env)?.as_bool() != Some(true) {
                     continue;
@@ -457,15 +500,15 @@ impl Accum {
 
 /// Aggregation: all input rows are read and grouped (sorted on the group
 /// columns), then one row per group is returned.
-struct AggState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    aggs: &'p [AggCall],
-    group_by: &'p [usize],
-    having: Option<&'p Expr>,
+struct AggState {
+    input: Box<dyn NodeState>,
+    aggs: Vec<AggCall>,
+    group_by: Vec<usize>,
+    having: Option<Expr>,
     groups: Option<std::vec::IntoIter<Vec<Datum>>>,
 }
 
-impl AggState<'_> {
+impl AggState {
     fn compute(
         &mut self,
         env: &mut ExecEnv,
@@ -505,7 +548,7 @@ impl AggState<'_> {
             while i < rows.len() && (keys.is_empty() || same_group(&rows[i], &first)) {
                 crate::interrupts::check_for_interrupts()?;
                 env.row = std::mem::take(&mut rows[i]);
-                for (acc, call) in accums.iter_mut().zip(self.aggs) {
+                for (acc, call) in accums.iter_mut().zip(&self.aggs) {
                     let value = match &call.arg {
                         Some(e) => Some(eval(e, env)?),
                         None => None,
@@ -516,10 +559,10 @@ impl AggState<'_> {
             }
             let mut row = accums
                 .into_iter()
-                .zip(self.aggs)
+                .zip(&self.aggs)
                 .map(|(a, call)| a.finish(call))
                 .collect::<PgResult<Vec<_>>>()?;
-            if let Some(h) = self.having {
+            if let Some(h) = &self.having {
                 env.agg_values = row.clone();
                 env.row = first.clone();
                 if eval(h, env)?.as_bool() != Some(true) {
@@ -539,7 +582,7 @@ impl AggState<'_> {
     }
 }
 
-impl<'p> NodeState<'p> for AggState<'p> {
+impl NodeState for AggState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -553,13 +596,13 @@ impl<'p> NodeState<'p> for AggState<'p> {
     }
 }
 
-struct ProjectState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    exprs: &'p [Expr],
+struct ProjectState {
+    input: Box<dyn NodeState>,
+    exprs: Vec<Expr>,
     over_aggs: Option<usize>,
 }
 
-impl<'p> NodeState<'p> for ProjectState<'p> {
+impl NodeState for ProjectState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -615,13 +658,13 @@ pub fn compare_key(a: &Datum, b: &Datum, key: &SortColumn) -> std::cmp::Ordering
     }
 }
 
-struct SortState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    keys: &'p [SortColumn],
+struct SortState {
+    input: Box<dyn NodeState>,
+    keys: Vec<SortColumn>,
     sorted: Option<std::vec::IntoIter<Vec<Datum>>>,
 }
 
-impl<'p> NodeState<'p> for SortState<'p> {
+impl NodeState for SortState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -632,7 +675,7 @@ impl<'p> NodeState<'p> for SortState<'p> {
             while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
                 rows.push(row);
             }
-            let keys = self.keys;
+            let keys = &self.keys;
             rows.sort_by(|a, b| {
                 keys.iter()
                     .map(|k| compare_key(&a[k.column], &b[k.column], k))
@@ -645,12 +688,12 @@ impl<'p> NodeState<'p> for SortState<'p> {
     }
 }
 
-struct TrimState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
+struct TrimState {
+    input: Box<dyn NodeState>,
     ncols: usize,
 }
 
-impl<'p> NodeState<'p> for TrimState<'p> {
+impl NodeState for TrimState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -664,13 +707,13 @@ impl<'p> NodeState<'p> for TrimState<'p> {
 }
 
 /// One row of constant-free-of-input expressions, once.
-struct ResultState<'p> {
-    filter: Option<&'p Expr>,
-    targets: &'p [Expr],
+struct ResultState {
+    filter: Option<Expr>,
+    targets: Vec<Expr>,
     done: bool,
 }
 
-impl<'p> NodeState<'p> for ResultState<'p> {
+impl NodeState for ResultState {
     fn next(
         &mut self,
         env: &mut ExecEnv,
@@ -680,7 +723,7 @@ impl<'p> NodeState<'p> for ResultState<'p> {
             return Ok(None);
         }
         self.done = true;
-        if let Some(f) = self.filter {
+        if let Some(f) = &self.filter {
             if eval(f, env)?.as_bool() != Some(true) {
                 return Ok(None);
             }
@@ -694,17 +737,17 @@ impl<'p> NodeState<'p> for ResultState<'p> {
     }
 }
 
-struct LimitState<'p> {
-    input: Box<dyn NodeState<'p> + 'p>,
-    offset: Option<&'p Expr>,
-    count: Option<&'p Expr>,
+struct LimitState {
+    input: Box<dyn NodeState>,
+    offset: Option<Expr>,
+    count: Option<Expr>,
     /// (offset, count) once evaluated; count `None` is "no limit".
     bounds: Option<(u64, Option<u64>)>,
     skipped: u64,
     returned: u64,
 }
 
-impl LimitState<'_> {
+impl LimitState {
     /// ExecLimit's recompute_limits: evaluated on the first call.
     fn bounds(&mut self, env: &mut ExecEnv) -> PgResult<(u64, Option<u64>)> {
         if let Some(b) = self.bounds {
@@ -725,14 +768,14 @@ impl LimitState<'_> {
                 Some(v) => Ok(Some(v as u64)),
             }
         };
-        let offset = eval_bound(self.offset, env, "OFFSET", b"2201X")?.unwrap_or(0);
-        let count = eval_bound(self.count, env, "LIMIT", b"2201W")?;
+        let offset = eval_bound(self.offset.as_ref(), env, "OFFSET", b"2201X")?.unwrap_or(0);
+        let count = eval_bound(self.count.as_ref(), env, "LIMIT", b"2201W")?;
         self.bounds = Some((offset, count));
         Ok((offset, count))
     }
 }
 
-impl<'p> NodeState<'p> for LimitState<'p> {
+impl NodeState for LimitState {
     fn next(
         &mut self,
         env: &mut ExecEnv,

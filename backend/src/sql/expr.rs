@@ -8,8 +8,10 @@
 //! 2. Arguments of a `Func` already have exactly the types the function
 //!    declares (the analyzer inserted the implicit casts), except where the
 //!    declared type is polymorphic (`"any"`, `anynonarray`).
-//! 3. `unknown` survives only in `Const`s that no context typed yet; the
-//!    analyzer turns output columns of type `unknown` into `text`.
+//! 3. `unknown` survives only in `Const`s and `Param`s that no context
+//!    typed yet; the analyzer turns output columns of type `unknown` into
+//!    `text`, and a statement whose parameter stays `unknown` is refused
+//!    (`params.rs`).
 
 use super::casts::CastMethod;
 use super::datum::Datum;
@@ -81,6 +83,12 @@ pub enum Expr {
     /// The value of the query's aggregate `index`, computed by the Agg
     /// node over every input row (PostgreSQL's Aggref, after planning).
     Aggref {
+        index: usize,
+        ty: TypeOid,
+    },
+    /// Parameter `$index+1` of the statement (`params.rs`): bound at Bind
+    /// or EXECUTE, the same value for every row.
+    Param {
         index: usize,
         ty: TypeOid,
     },
@@ -158,7 +166,8 @@ impl Expr {
             | Expr::Coalesce { ty, .. }
             | Expr::MinMax { ty, .. }
             | Expr::Var { ty, .. }
-            | Expr::Aggref { ty, .. } => *ty,
+            | Expr::Aggref { ty, .. }
+            | Expr::Param { ty, .. } => *ty,
             Expr::Cast(c) => c.to,
             Expr::Case(c) => c.ty,
             Expr::And(_)
@@ -203,9 +212,11 @@ impl Expr {
     /// The direct sub-expressions.
     pub fn children(&self) -> Vec<&Expr> {
         match self {
-            Expr::Const { .. } | Expr::CaseTest { .. } | Expr::Var { .. } | Expr::Aggref { .. } => {
-                Vec::new()
-            }
+            Expr::Const { .. }
+            | Expr::CaseTest { .. }
+            | Expr::Var { .. }
+            | Expr::Aggref { .. }
+            | Expr::Param { .. } => Vec::new(),
             Expr::Func { args, .. }
             | Expr::And(args)
             | Expr::Or(args)

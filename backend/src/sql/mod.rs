@@ -41,6 +41,43 @@
 //!    ReadyForQuery (`I`, `T` or `E` from
 //!    [`xact::TransactionState::ready_status`]).
 //!
+//! Steps 4 to 6 are `statement.rs`'s [`statement::analyze`],
+//! [`statement::plan`] and [`statement::execute`], the one implementation
+//! every way of running a statement goes through.
+//!
+//! # The same statement through the extended protocol
+//!
+//! `pgbench -M prepared` sends `Parse P_1 'select abalance from
+//! pgbench_accounts where aid = $1'` once, then `Bind P_1 ['38914']`,
+//! `Describe Portal`, `Execute`, `Sync` for every transaction
+//! (`extended.rs`, with PostgreSQL's order of checks and transaction rules):
+//!
+//! 1. **Parse** opens a transaction if none is open (it stays open until
+//!    Sync), parses the text (exactly one statement), takes a snapshot and
+//!    **analyzes** it as in step 4, with a [`params::ParamTypes`]: `$1` is
+//!    an `Expr::Param` of type `unknown` until `aid = $1` resolves `int4 =
+//!    unknown` to `int4 = int4` and the coercion fixes `$1` as int4. Every
+//!    parameter must end up typed (42P18). The result is a
+//!    [`prepared::PreparedStatement`], stored under its name in the
+//!    session's table, shared with SQL `PREPARE`.
+//! 2. **Bind** reads `'38914'` with int4's input function, checks that the
+//!    catalogs did not change since the analysis (the relation cache's
+//!    generation; else it analyzes again), **plans** at the first Bind and
+//!    keeps the plan in the statement, and makes a [`portal::Portal`] of the
+//!    plan and the values.
+//! 3. **Describe** answers the columns known since Parse (RowDescription);
+//!    **Execute** takes the snapshot and runs the portal: a SELECT through
+//!    an executor [`execute::Cursor`] that can stop after N rows and go on
+//!    at the next Execute (PortalSuspended), where `Expr::Param` reads the
+//!    bound value; anything else through [`statement::execute`].
+//! 4. **Sync** commits the transaction the messages ran in, unless inside
+//!    BEGIN; an error before it aborted the transaction and made the
+//!    backend skip to it.
+//!
+//! SQL `EXECUTE P_1(38914)` takes the same statement: its arguments are
+//! analyzed, coerced to the parameter types and evaluated, then the cached
+//! plan runs with them.
+//!
 //! # Values and types
 //!
 //! Types carry PostgreSQL's OIDs (`types.rs`); values are [`datum::Datum`]s
@@ -62,19 +99,21 @@
 //! # What is not here yet
 //!
 //! Joins, GROUP BY, aggregates other than `count`, indexes, DEFAULT and
-//! constraints other than NOT NULL, the extended query protocol, and
-//! statements other than the ones above, SET/SHOW/RESET, DISCARD and
-//! transaction control: they answer `0A000 ... is not supported yet`.
+//! constraints other than NOT NULL, binary result formats, cursors
+//! (DECLARE/FETCH), and statements other than the ones above, SET/SHOW/RESET,
+//! DISCARD, PREPARE/EXECUTE/DEALLOCATE and transaction control: they answer
+//! `0A000 ... is not supported yet`.
 
 //!
 //! # Where the next pieces plug in
 //!
 //! Joins: `analyze.rs` resolves several FROM items into a range table,
 //! `Expr::Var` gains the item it reads, `plan.rs` join nodes,
-//! `execute.rs` their states. Parse/Bind/Execute: the analyzer takes
-//! parameter types in its [`analyze::ParseState`], and a
-//! [`plan::PlannedStmt`] is kept and run many times (folding only uses
-//! immutable functions, so a plan stays valid until the catalog changes).
+//! `execute.rs` their states. Index scans: a plan that depends on
+//! parameter values would make `prepared::plan` choose between a plan per
+//! Bind and the cached one, as PostgreSQL's plancache.c does
+//! (`docs/decisions/0005-prepared-statement-plans.md`). DECLARE/FETCH:
+//! named portals made by SQL, on `portal.rs`.
 //!
 //! # Tests
 //!
@@ -85,6 +124,7 @@
 mod analyze;
 mod analyze_expr;
 mod coerce;
+mod params;
 mod parser;
 mod resolve;
 
@@ -108,8 +148,12 @@ mod expr;
 mod plan;
 
 // Statements and transactions.
+pub mod extended;
 mod modify;
+pub mod portal;
+pub mod prepared;
 mod simple_query;
+mod statement;
 pub mod tables;
 mod utility;
 pub mod xact;

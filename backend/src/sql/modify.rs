@@ -32,7 +32,7 @@ use storage::types::Oid;
 use super::analyze::{analyze_select, figure_colname, scope_of, ParseState, Scope};
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
-use super::coerce::{coerce, coerce_to_boolean, Located};
+use super::coerce::{coerce, coerce_to_boolean, unknown_as_text, Located};
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
@@ -43,20 +43,23 @@ use super::parser::inner;
 use super::plan::plan_query;
 use super::plan::{fold_expr, OutputColumn};
 use super::types::{self, TypeOid};
-use crate::dest::{Dest, FieldDesc};
+use crate::dest::Dest;
 
 /// RETURNING: output columns and their expressions over the changed row.
+#[derive(Clone, Debug)]
 pub struct Returning {
     pub columns: Vec<OutputColumn>,
     pub exprs: Vec<Expr>,
 }
 
+#[derive(Clone, Debug)]
 pub struct InsertPlan {
     pub rel: Arc<RelationInfo>,
     pub source: InsertSource,
     pub returning: Option<Returning>,
 }
 
+#[derive(Clone, Debug)]
 pub enum InsertSource {
     /// VALUES: for each row, one expression per table column (NULL where
     /// none).
@@ -79,6 +82,7 @@ fn defaults(ps: &ParseState, rel: &RelationInfo) -> PgResult<Vec<Expr>> {
         .collect()
 }
 
+#[derive(Clone, Debug)]
 pub struct UpdatePlan {
     pub rel: Arc<RelationInfo>,
     pub qual: Option<Expr>,
@@ -87,6 +91,7 @@ pub struct UpdatePlan {
     pub returning: Option<Returning>,
 }
 
+#[derive(Clone, Debug)]
 pub struct DeletePlan {
     pub rel: Arc<RelationInfo>,
     pub qual: Option<Expr>,
@@ -111,6 +116,7 @@ fn scoped<'a>(base: &ParseState<'a>, scope: &'a Scope) -> ParseState<'a> {
         io: base.io,
         scope: Some(scope),
         aggs: None,
+        params: base.params,
     }
 }
 
@@ -210,18 +216,13 @@ fn analyze_returning(ps: &ParseState, list: &[Node], scope: &Scope) -> PgResult<
                 continue;
             }
         }
-        let mut expr = transform_expr(&ps, val)?;
-        if expr.type_oid() == TypeOid::UNKNOWN {
-            let location = expr_location(val);
-            expr = coerce(
-                &ps,
-                Located { expr, location },
-                TypeOid::TEXT,
-                -1,
-                CoercionContext::Implicit,
-            )?
-            .expect("unknown coerces to text");
-        }
+        let expr = unknown_as_text(
+            &ps,
+            Located {
+                expr: transform_expr(&ps, val)?,
+                location: expr_location(val),
+            },
+        )?;
         let name = if rt.name.is_empty() {
             figure_colname(val)
         } else {
@@ -600,20 +601,7 @@ fn fold_all(exprs: Vec<Expr>, env: &mut ExecEnv) -> PgResult<Vec<Expr>> {
 /// PostgreSQL does).
 fn start_returning(r: &Option<Returning>, dest: &mut dyn Dest) -> PgResult<()> {
     if let Some(r) = r {
-        let fields: Vec<FieldDesc> = r
-            .columns
-            .iter()
-            .map(|c| FieldDesc {
-                name: c.name.clone(),
-                table_oid: 0,
-                column_attr: 0,
-                type_oid: c.ty.0,
-                type_len: types::type_info(c.ty).len,
-                type_mod: c.typmod,
-                format: 0,
-            })
-            .collect();
-        dest.row_description(&fields)?;
+        dest.row_description(&super::execute::field_descs(&r.columns))?;
     }
     Ok(())
 }
@@ -639,13 +627,13 @@ fn interrupts() -> impl FnMut() -> PgResult<()> {
 }
 
 pub fn run_insert(
-    plan: InsertPlan,
+    plan: &InsertPlan,
     env: &mut ExecEnv,
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
     let (heap, _) = open_heap(scan, &plan.rel)?;
-    let returning = fold_returning(plan.returning, env)?;
+    let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
     let mut insert = |env: &mut ExecEnv, scan: &mut ScanCtx<'_>, values: Vec<Datum>| {
@@ -655,10 +643,10 @@ pub fn run_insert(
         n += 1;
         Ok(())
     };
-    match plan.source {
+    match &plan.source {
         InsertSource::Values(rows) => {
             for row in rows {
-                let exprs = fold_all(row, env)?;
+                let exprs = fold_all(row.clone(), env)?;
                 let values = exprs
                     .iter()
                     .map(|e| eval(e, env))
@@ -671,8 +659,8 @@ pub fn run_insert(
             columns,
             defaults,
         } => {
-            let defaults = fold_all(defaults, env)?;
-            let planned = plan_query(query, env)?;
+            let defaults = fold_all(defaults.clone(), env)?;
+            let planned = plan_query(query.clone(), env)?;
             for_each_row(&planned, env, scan, |env, scan, out| {
                 let mut values = vec![Datum::Null; defaults.len()];
                 for (i, d) in defaults.iter().enumerate() {
@@ -680,7 +668,7 @@ pub fn run_insert(
                         values[i] = eval(d, env)?;
                     }
                 }
-                for (v, &c) in out.into_iter().zip(&columns) {
+                for (v, &c) in out.into_iter().zip(columns) {
                     values[c] = v;
                 }
                 insert(env, scan, values)
@@ -713,19 +701,19 @@ fn deform(heap: &HeapRelation, bytes: &[u8]) -> PgResult<Vec<Datum>> {
 }
 
 pub fn run_update(
-    plan: UpdatePlan,
+    plan: &UpdatePlan,
     env: &mut ExecEnv,
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
     let (heap, nblocks) = open_heap(scan, &plan.rel)?;
-    let qual = plan.qual.map(|q| fold_expr(q, env)).transpose()?;
+    let qual = plan.qual.clone().map(|q| fold_expr(q, env)).transpose()?;
     let assignments = plan
         .assignments
-        .into_iter()
-        .map(|(c, e)| Ok((c, fold_expr(e, env)?)))
+        .iter()
+        .map(|(c, e)| Ok((*c, fold_expr(e.clone(), env)?)))
         .collect::<PgResult<Vec<_>>>()?;
-    let returning = fold_returning(plan.returning, env)?;
+    let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let rel = &plan.rel;
     // The new row from an old one (None: it no longer matches).
@@ -784,14 +772,14 @@ pub fn run_update(
 }
 
 pub fn run_delete(
-    plan: DeletePlan,
+    plan: &DeletePlan,
     env: &mut ExecEnv,
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
     let (heap, nblocks) = open_heap(scan, &plan.rel)?;
-    let qual = plan.qual.map(|q| fold_expr(q, env)).transpose()?;
-    let returning = fold_returning(plan.returning, env)?;
+    let qual = plan.qual.clone().map(|q| fold_expr(q, env)).transpose()?;
+    let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
     for block in 0..nblocks {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use storage::catalog::RelationInfo;
 
 /// One output column, as RowDescription announces it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputColumn {
     pub name: String,
     pub ty: TypeOid,
@@ -104,6 +104,24 @@ pub struct SortColumn {
 pub struct PlannedStmt {
     pub plan: Plan,
     pub columns: Vec<OutputColumn>,
+}
+
+impl PlannedStmt {
+    /// Whether running it reads a table (and so needs a snapshot).
+    pub fn reads_tables(&self) -> bool {
+        fn scans(p: &Plan) -> bool {
+            match p {
+                Plan::SeqScan { .. } => true,
+                Plan::Result { .. } | Plan::FunctionScan { .. } => false,
+                Plan::Limit { input, .. }
+                | Plan::Agg { input, .. }
+                | Plan::Project { input, .. }
+                | Plan::Sort { input, .. }
+                | Plan::Trim { input, .. } => scans(input),
+            }
+        }
+        scans(&self.plan)
+    }
 }
 
 pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
@@ -248,7 +266,11 @@ impl Folder<'_, '_> {
 
     fn fold(&mut self, e: Expr) -> PgResult<Expr> {
         match e {
-            Expr::Const { .. } | Expr::Var { .. } | Expr::Aggref { .. } => Ok(e),
+            // A parameter is not a constant: a plan is kept and run with
+            // other values (a generic plan, in PostgreSQL's terms).
+            Expr::Const { .. } | Expr::Var { .. } | Expr::Aggref { .. } | Expr::Param { .. } => {
+                Ok(e)
+            }
             Expr::CaseTest { ty } => Ok(match self.case_values.last() {
                 Some(Some(v)) => constant(v.clone(), ty, -1),
                 _ => e,

@@ -130,18 +130,29 @@ pub struct RelCache {
     missing: std::collections::HashSet<(Oid, String)>,
     /// Next shared invalidation message to read.
     pub inval_seq: u64,
+    /// Changes whenever an entry may have gone stale (an invalidation for
+    /// this database, our own DDL, the abort of a transaction that did
+    /// some): prepared statements analyzed under another generation are
+    /// analyzed again (`prepared.rs`).
+    generation: u64,
 }
 
 impl RelCache {
     pub fn clear(&mut self) {
         self.by_name.clear();
         self.missing.clear();
+        self.generation += 1;
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn invalidate(&mut self, db: Oid, msgs: &[InvalMessage]) {
         self.missing.clear();
         for m in msgs {
             if m.db == db || m.db == Oid(0) {
+                self.generation += 1;
                 if m.rel == Oid(0) {
                     self.by_name.clear();
                     return;
@@ -163,7 +174,7 @@ fn isolation_of(setting: &str) -> IsolationLevel {
 
 /// Reads the shared invalidation queue and drops what it names from the
 /// relation cache. Returns whether there was anything.
-fn accept_invalidations(session: &mut Session) -> bool {
+pub fn accept_invalidations(session: &mut Session) -> bool {
     let Some(engine) = session.engine.as_mut() else {
         return false;
     };
@@ -436,6 +447,24 @@ pub fn lock_relation(
             }
         }
     }
+}
+
+/// Locks relation `oid` for a statement analyzed earlier (a prepared
+/// statement run again): as [`lock_relation`], but a change it reveals is
+/// left to the caller's re-analysis (the relation cache's generation moved).
+pub fn lock_relation_oid(session: &mut Session, oid: Oid, mode: LockMode) -> PgResult<()> {
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let tag = LockTag::relation(engine.db, oid);
+    let got = engine.locks.lock_acquire(
+        tag,
+        mode,
+        LockWait::Block,
+        crate::interrupts::check_for_interrupts,
+    )?;
+    if got == LockResult::Acquired && accept_invalidations(session) {
+        refresh_snapshots(session);
+    }
+    Ok(())
 }
 
 /// After waiting for a lock: the catalogs (and, under read committed, the

@@ -89,6 +89,10 @@ impl Dest for GoldenDest {
         self.lines.push(render_error("N", notice));
         Ok(())
     }
+    fn portal_suspended(&mut self) -> PgResult<()> {
+        self.lines.push("s".into());
+        Ok(())
+    }
 }
 
 /// One `> query` of a golden file with its expected lines.

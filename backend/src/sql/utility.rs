@@ -243,6 +243,17 @@ fn text_column(name: &str) -> FieldDesc {
     }
 }
 
+/// The columns SHOW answers with (all of type text).
+pub fn show_column_names(stmt: &pb::VariableShowStmt) -> Vec<&str> {
+    if stmt.name.eq_ignore_ascii_case("all") {
+        return vec!["name", "setting", "description"];
+    }
+    // The column is named as the setting is spelled in its definition
+    // (`SHOW timezone` answers a column `TimeZone`); custom settings
+    // (`myapp.x`) as written.
+    vec![conf::table::lookup(&stmt.name).map_or(stmt.name.as_str(), |def| def.name)]
+}
+
 /// SHOW name / SHOW ALL. Returns the command tag.
 pub fn exec_show(
     session: &mut Session,
@@ -250,12 +261,12 @@ pub fn exec_show(
     dest: &mut dyn Dest,
 ) -> PgResult<&'static str> {
     let settings = &session.settings;
+    let columns: Vec<FieldDesc> = show_column_names(stmt)
+        .into_iter()
+        .map(text_column)
+        .collect();
     if stmt.name.eq_ignore_ascii_case("all") {
-        dest.row_description(&[
-            text_column("name"),
-            text_column("setting"),
-            text_column("description"),
-        ])?;
+        dest.row_description(&columns)?;
         for (name, setting, description) in settings.show_all() {
             dest.data_row(&[
                 Some(name.to_string()),
@@ -266,11 +277,7 @@ pub fn exec_show(
         return Ok("SHOW");
     }
     let value = settings.show(&stmt.name)?;
-    // The column is named as the setting is spelled in its definition
-    // (`SHOW timezone` answers a column `TimeZone`); custom settings
-    // (`myapp.x`) as written.
-    let column = conf::table::lookup(&stmt.name).map_or(stmt.name.as_str(), |def| def.name);
-    dest.row_description(&[text_column(column)])?;
+    dest.row_description(&columns)?;
     dest.data_row(&[Some(value)])?;
     Ok("SHOW")
 }
@@ -377,8 +384,9 @@ fn chain_outside_block(what: &str) -> PgError {
     )
 }
 
-/// DISCARD ALL (what connection poolers send): RESET ALL, since there are no
-/// prepared statements, portals or temporary tables yet.
+/// DISCARD ALL (what connection poolers send): RESET ALL and DEALLOCATE
+/// ALL, since there are no cursors or temporary tables yet. DISCARD PLANS
+/// makes every prepared statement plan again.
 pub fn exec_discard(session: &mut Session, stmt: &pb::DiscardStmt) -> PgResult<&'static str> {
     use pb::DiscardMode as M;
     match M::from_i32(stmt.target).unwrap_or(M::Undefined) {
@@ -390,9 +398,13 @@ pub fn exec_discard(session: &mut Session, stmt: &pb::DiscardStmt) -> PgResult<&
                 ));
             }
             session.settings.reset_all();
+            super::prepared::deallocate_all(session);
             Ok("DISCARD ALL")
         }
-        M::DiscardPlans => Ok("DISCARD PLANS"),
+        M::DiscardPlans => {
+            session.relcache.clear();
+            Ok("DISCARD PLANS")
+        }
         M::DiscardSequences => Ok("DISCARD SEQUENCES"),
         M::DiscardTemp => Ok("DISCARD TEMP"),
         M::Undefined => Err(PgError::internal("DISCARD of undefined kind")),

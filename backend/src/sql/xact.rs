@@ -65,6 +65,10 @@ pub struct TransactionState {
     /// Set when the top-level transaction ended (true: committed), until
     /// the caller ends it in the storage engine too ([`Self::take_ended`]).
     ended: Option<bool>,
+    /// Counts the ends of transactions, a failed block counting when the
+    /// block ends (ROLLBACK), not at its error: what ties a portal to its
+    /// transaction.
+    ended_count: u64,
 }
 
 fn warning(code: SqlState, message: &str) -> PgError {
@@ -162,6 +166,8 @@ impl TransactionState {
                         self.top_aborted = false;
                     }
                     None => {
+                        // The transaction ends now; the block stays until
+                        // ROLLBACK (finish_aborted counts its end).
                         settings.at_xact_end(false);
                         self.top_aborted = true;
                         self.ended = Some(false);
@@ -283,9 +289,12 @@ impl TransactionState {
     }
 
     fn finish_aborted(&mut self, settings: &mut conf::Settings) {
-        if !self.top_aborted {
+        if self.top_aborted {
+            // Ended at the error already; the block ends now.
+            self.ended_count += 1;
+        } else {
             settings.at_xact_end(false);
-            self.ended = Some(false);
+            self.set_ended(false);
         }
         self.savepoints.clear();
         self.block = BlockState::Default;
@@ -297,9 +306,20 @@ impl TransactionState {
         self.ended.take()
     }
 
+    /// The number of transactions ended so far; it changes when the
+    /// current one commits or aborts, or its failed block ends.
+    pub fn ended_count(&self) -> u64 {
+        self.ended_count
+    }
+
+    fn set_ended(&mut self, commit: bool) {
+        self.ended = Some(commit);
+        self.ended_count += 1;
+    }
+
     fn finish(&mut self, settings: &mut conf::Settings, commit: bool) {
         settings.at_xact_end(commit);
-        self.ended = Some(commit);
+        self.set_ended(commit);
         self.savepoints.clear();
         self.block = BlockState::Default;
     }
