@@ -38,6 +38,7 @@ use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
 use super::expr::Query;
 use super::expr::{Expr, FromSource, RangeTable, TargetEntry};
+use super::indexes;
 use super::io;
 use super::parser::inner;
 use super::plan::plan_query;
@@ -577,6 +578,15 @@ fn form_row(
     heap.form(&stored)
 }
 
+/// A row's values as stored (for index keys).
+fn stored_row(rel: &RelationInfo, row: &[Datum]) -> PgResult<Vec<Option<Stored>>> {
+    rel.columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| to_stored(v, c.type_oid))
+        .collect()
+}
+
 /// `1, null, abc`, as PostgreSQL's ExecBuildSlotValueDescription.
 fn failing_row(env: &ExecEnv, rel: &RelationInfo, row: &[Datum]) -> String {
     rel.columns
@@ -636,9 +646,21 @@ pub fn run_insert(
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
+    let indexes = indexes::open_indexes(&plan.rel, scan.engine.db)?;
     let mut insert = |env: &mut ExecEnv, scan: &mut ScanCtx<'_>, values: Vec<Datum>| {
         let tuple = form_row(env, &plan.rel, &heap, &values)?;
-        heap_insert(&mut scan.engine.heap_ctx(), &heap, &scan.xact, &tuple)?;
+        let tid = heap_insert(&mut scan.engine.heap_ctx(), &heap, &scan.xact, &tuple)?;
+        if !indexes.is_empty() {
+            let stored = stored_row(&plan.rel, &values)?;
+            indexes::insert_entries(
+                &mut scan.engine.heap_ctx(),
+                &indexes,
+                heap.locator,
+                &stored,
+                tid,
+                scan.xact.xid,
+            )?;
+        }
         send_returning(&returning, env, values, dest)?;
         n += 1;
         Ok(())
@@ -728,6 +750,7 @@ pub fn run_update(
         Ok(Some(new))
     };
     let mut n = 0u64;
+    let indexes = indexes::open_indexes(rel, scan.engine.db)?;
     for block in 0..nblocks {
         crate::interrupts::check_for_interrupts()?;
         for (tid, old) in scan_block(scan, &heap, block)? {
@@ -760,9 +783,21 @@ pub fn run_update(
                     &mut interrupts(),
                 )?
             };
-            if let RowOutcome::Updated { .. } = outcome {
+            if let RowOutcome::Updated { new_tid, .. } = outcome {
                 n += 1;
                 if let Some(row) = final_row {
+                    if !indexes.is_empty() {
+                        // No HOT: every new version gets index entries.
+                        let stored = stored_row(rel, &row)?;
+                        indexes::insert_entries(
+                            &mut scan.engine.heap_ctx(),
+                            &indexes,
+                            heap.locator,
+                            &stored,
+                            new_tid,
+                            scan.xact.xid,
+                        )?;
+                    }
                     send_returning(&returning, env, row, dest)?;
                 }
             }

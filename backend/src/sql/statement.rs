@@ -117,6 +117,8 @@ pub fn uses_tables(node: &N) -> bool {
             | N::CreateStmt(_)
             | N::DropStmt(_)
             | N::TruncateStmt(_)
+            | N::IndexStmt(_)
+            | N::AlterTableStmt(_)
             | N::PrepareStmt(_)
             | N::ExecuteStmt(_)
     )
@@ -436,6 +438,21 @@ fn run_utility(
         N::TruncateStmt(s) if session.engine.is_some() => {
             check_read_write(session, "TRUNCATE TABLE")?;
             tables::exec_truncate(session, query, s)
+        }
+        N::IndexStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "CREATE INDEX")?;
+            super::indexes::exec_create_index(session, query, s, dest)
+        }
+        N::DropStmt(s)
+            if session.engine.is_some()
+                && pb::ObjectType::from_i32(s.remove_type) == Some(pb::ObjectType::ObjectIndex) =>
+        {
+            check_read_write(session, "DROP INDEX")?;
+            super::indexes::exec_drop_index(session, s, dest)
+        }
+        N::AlterTableStmt(s) if session.engine.is_some() => {
+            check_read_write(session, "ALTER TABLE")?;
+            super::indexes::exec_alter_table(session, query, s)
         }
         N::CheckPointStmt(_) if session.engine.is_some() => {
             if !session.settings.get_bool("is_superuser") {

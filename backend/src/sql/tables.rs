@@ -111,6 +111,16 @@ impl Default for StorageXact {
 }
 
 impl StorageXact {
+    /// A file the transaction created (removed if it aborts).
+    pub fn created_push(&mut self, locator: RelFileLocator) {
+        self.created.push(locator);
+    }
+
+    /// A message other backends get when the transaction commits.
+    pub fn inval_push(&mut self, msg: InvalMessage) {
+        self.inval.push(msg);
+    }
+
     pub fn current(&self) -> CurrentXact {
         CurrentXact {
             xid: self.xid,
@@ -236,7 +246,7 @@ pub fn begin_statement(session: &mut Session) {
 }
 
 /// The snapshot catalog lookups and DDL use this statement (rule T4).
-fn catalog_snapshot(sx: &StorageXact) -> PgResult<&Snapshot> {
+pub fn catalog_snapshot(sx: &StorageXact) -> PgResult<&Snapshot> {
     sx.catalog_snapshot
         .as_ref()
         .or(sx.snapshot.as_ref())
@@ -614,7 +624,21 @@ pub fn exec_create_table(
     check_table_options(&stmt.options)?;
     let ps = ParseState::new(query, io);
     let mut columns: Vec<NewColumn> = Vec::new();
+    let mut keys: Vec<super::indexes::KeyConstraint> = Vec::new();
     for elt in &stmt.table_elts {
+        if let Some(N::Constraint(con)) = inner(elt) {
+            match super::indexes::key_constraint(con, None)? {
+                Some(k) => keys.push(k),
+                None => {
+                    return Err(located(
+                        query,
+                        unsupported("table constraints other than PRIMARY KEY and UNIQUE"),
+                        con.location,
+                    ))
+                }
+            }
+            continue;
+        }
         let Some(N::ColumnDef(cd)) = inner(elt) else {
             return Err(unsupported("this CREATE TABLE element"));
         };
@@ -642,6 +666,12 @@ pub fn exec_create_table(
             match pb::ConstrType::from_i32(con.contype) {
                 Some(pb::ConstrType::ConstrNotnull) => not_null = true,
                 Some(pb::ConstrType::ConstrNull) => not_null = false,
+                Some(pb::ConstrType::ConstrPrimary | pb::ConstrType::ConstrUnique) => {
+                    if let Some(k) = super::indexes::key_constraint(con, Some(&cd.colname))? {
+                        not_null |= k.primary;
+                        keys.push(k);
+                    }
+                }
                 Some(pb::ConstrType::ConstrDefault) => {
                     let raw = con
                         .raw_expr
@@ -680,6 +710,13 @@ pub fn exec_create_table(
             not_null,
             default,
         });
+    }
+    for k in keys.iter().filter(|k| k.primary) {
+        for c in &k.columns {
+            if let Some(col) = columns.iter_mut().find(|x| &x.name == c) {
+                col.not_null = true;
+            }
+        }
     }
     if columns.len() > 1600 {
         return Err(PgError::new(
@@ -761,11 +798,43 @@ pub fn exec_create_table(
     session.storage.created.push(locator);
     session.storage.inval.push(InvalMessage { db, rel: oid });
     session.relcache.clear();
+    if keys.iter().filter(|k| k.primary).count() > 1 {
+        return Err(PgError::new(
+            SqlState(*b"42P16"),
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                rv.relname
+            ),
+        ));
+    }
+    // A primary key's columns are NOT NULL.
+    let pk_columns: Vec<String> = keys
+        .iter()
+        .filter(|k| k.primary)
+        .flat_map(|k| k.columns.clone())
+        .collect();
+    let mut rel = Arc::new(info);
+    if !pk_columns.is_empty() {
+        let missing: Vec<&String> = pk_columns
+            .iter()
+            .filter(|c| !rel.columns.iter().any(|col| &col.name == *c))
+            .collect();
+        if let Some(m) = missing.first() {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{m}\" named in key does not exist"),
+            ));
+        }
+    }
+    for k in keys {
+        rel = reload(session, &rel)?;
+        super::indexes::add_constraint_index(session, &rel, &k.name, &k.columns, k.primary)?;
+    }
     Ok("CREATE TABLE".into())
 }
 
 /// A new OID (logging a NEXTOID record when the reserved range is used up).
-fn new_oid(engine: &mut crate::engine::Engine) -> PgResult<Oid> {
+pub fn new_oid(engine: &mut crate::engine::Engine) -> PgResult<Oid> {
     new_oid_with(&engine.transam, engine.wal)
 }
 
@@ -789,7 +858,7 @@ fn new_oid_with(
 /// before its WAL record, as PostgreSQL's RelationCreateStorage does; an
 /// abort (or a crash before commit) leaves an empty file that the abort
 /// record, or nothing, removes.
-fn create_storage(engine: &mut crate::engine::Engine, locator: RelFileLocator) -> PgResult<()> {
+pub fn create_storage(engine: &mut crate::engine::Engine, locator: RelFileLocator) -> PgResult<()> {
     engine.smgr.create(locator, ForkNumber::Main, false)?;
     engine
         .wal
@@ -877,39 +946,167 @@ pub fn exec_truncate(
         }
     }
     for rel in targets {
-        let xid = ensure_xid(session)?;
-        let xact = CurrentXact {
-            xid,
-            ..session.storage.current()
-        };
-        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-        let snapshot = catalog_snapshot(&session.storage)?;
-        let db = engine.db;
-        let relfilenode = new_oid(engine)?;
-        let new_locator = RelFileLocator {
-            rel_number: relfilenode,
-            ..rel.locator(db)
-        };
-        create_storage(engine, new_locator)?;
-        let updated = catalog::set_relfilenode(
-            &mut engine.heap_ctx(),
-            db,
-            rel.oid,
-            relfilenode,
-            snapshot,
-            &xact,
-            &mut crate::interrupts::check_for_interrupts,
-        );
-        session.storage.created.push(new_locator);
-        updated?;
-        session.storage.dropped.push(rel.locator(db));
+        let db = session.engine.as_ref().ok_or_else(no_storage)?.db;
+        new_relfilenode(session, rel.oid, rel.locator(db))?;
+        super::indexes::truncate_indexes(session, &rel)?;
         session
             .storage
-            .inval
-            .push(InvalMessage { db, rel: rel.oid });
+            .inval_push(InvalMessage { db, rel: rel.oid });
     }
     session.relcache.clear();
     Ok("TRUNCATE TABLE".into())
+}
+
+/// Gives relation `oid` (whose file is `old`) a new, empty file: a new
+/// relfilenode in its `pg_class` row; the old file goes at commit, the new
+/// one at abort. Returns the new file.
+pub fn new_relfilenode(
+    session: &mut Session,
+    oid: Oid,
+    old: RelFileLocator,
+) -> PgResult<RelFileLocator> {
+    let xid = ensure_xid(session)?;
+    let xact = CurrentXact {
+        xid,
+        ..session.storage.current()
+    };
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
+    let db = engine.db;
+    let relfilenode = new_oid(engine)?;
+    let new_locator = RelFileLocator {
+        rel_number: relfilenode,
+        ..old
+    };
+    create_storage(engine, new_locator)?;
+    let updated = catalog::set_relfilenode(
+        &mut engine.heap_ctx(),
+        db,
+        oid,
+        relfilenode,
+        snapshot,
+        &xact,
+        &mut crate::interrupts::check_for_interrupts,
+    );
+    session.storage.created.push(new_locator);
+    updated?;
+    session.storage.dropped.push(old);
+    Ok(new_locator)
+}
+
+/// Deletes relation `rel`'s catalog rows (its file goes at commit) and
+/// queues its invalidation.
+pub fn drop_relation_rows(session: &mut Session, rel: &RelationInfo) -> PgResult<()> {
+    let xid = ensure_xid(session)?;
+    let xact = CurrentXact {
+        xid,
+        ..session.storage.current()
+    };
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
+    let db = engine.db;
+    let deleted = catalog::delete_relation_rows(
+        &mut engine.heap_ctx(),
+        db,
+        rel.oid,
+        snapshot,
+        &xact,
+        &mut crate::interrupts::check_for_interrupts,
+    )?;
+    if !deleted {
+        return Err(PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{}\" does not exist", rel.name),
+        ));
+    }
+    session.storage.dropped.push(rel.locator(db));
+    session
+        .storage
+        .inval_push(InvalMessage { db, rel: rel.oid });
+    Ok(())
+}
+
+/// PostgreSQL's CommandCounterIncrement: what this statement wrote so far
+/// becomes visible to the rest of it (between the steps of a DDL).
+pub fn command_counter_increment(session: &mut Session) {
+    let sx = &mut session.storage;
+    if sx.wrote {
+        sx.cid += 1;
+    }
+}
+
+/// `rel` as the catalogs say now (after this transaction's own DDL).
+pub fn reload(session: &mut Session, rel: &RelationInfo) -> PgResult<Arc<RelationInfo>> {
+    command_counter_increment(session);
+    session.relcache.clear();
+    let xact = session.storage.current();
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
+    let db = engine.db;
+    catalog::lookup_relation(
+        &mut engine.heap_ctx(),
+        db,
+        rel.namespace,
+        &rel.name,
+        snapshot,
+        xact,
+    )?
+    .map(Arc::new)
+    .ok_or_else(|| {
+        PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{}\" does not exist", rel.name),
+        )
+    })
+}
+
+/// The table index `index_oid` belongs to, with its indexes.
+pub fn index_table(session: &mut Session, index_oid: Oid) -> PgResult<Option<Arc<RelationInfo>>> {
+    let xact = session.storage.current();
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
+    let db = engine.db;
+    let i = catalog::PG_INDEX.column_index("indexrelid");
+    let rows = catalog::scan_catalog(
+        &mut engine.heap_ctx(),
+        &catalog::PG_INDEX,
+        db,
+        snapshot,
+        xact,
+        |v| v[i] == catalog::oid(index_oid),
+    )?;
+    let Some((_, row)) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let Some(storage::heap::datum::Datum::Oid(table)) =
+        row[catalog::PG_INDEX.column_index("indrelid")].clone()
+    else {
+        return Ok(None);
+    };
+    let c = catalog::PG_CLASS.column_index("relname");
+    let n = catalog::PG_CLASS.column_index("relnamespace");
+    let classes = catalog::scan_catalog(
+        &mut engine.heap_ctx(),
+        &catalog::PG_CLASS,
+        db,
+        snapshot,
+        xact,
+        |v| v[0] == catalog::oid(table),
+    )?;
+    let Some((_, class)) = classes.into_iter().next() else {
+        return Ok(None);
+    };
+    let (
+        Some(storage::heap::datum::Datum::Name(name)),
+        Some(storage::heap::datum::Datum::Oid(nsp)),
+    ) = (class[c].clone(), class[n].clone())
+    else {
+        return Ok(None);
+    };
+    Ok(
+        catalog::lookup_relation(&mut engine.heap_ctx(), db, nsp, &name, snapshot, xact)?
+            .map(Arc::new),
+    )
 }
 
 /// DROP TABLE.
@@ -989,33 +1186,17 @@ pub fn exec_drop_table(
     }
     let _ = query;
     for rel in targets {
-        let xid = ensure_xid(session)?;
-        let xact = CurrentXact {
-            xid,
-            ..session.storage.current()
-        };
-        let engine = session.engine.as_mut().ok_or_else(no_storage)?;
-        let snapshot = catalog_snapshot(&session.storage)?;
-        let db = engine.db;
-        let deleted = catalog::delete_relation_rows(
-            &mut engine.heap_ctx(),
-            db,
-            rel.oid,
-            snapshot,
-            &xact,
-            &mut crate::interrupts::check_for_interrupts,
-        )?;
-        if !deleted {
-            return Err(PgError::new(
-                SqlState::UNDEFINED_TABLE,
-                format!("table \"{}\" does not exist", rel.name),
-            ));
-        }
-        session.storage.dropped.push(rel.locator(db));
-        session
-            .storage
-            .inval
-            .push(InvalMessage { db, rel: rel.oid });
+        super::indexes::drop_table_indexes(session, &rel)?;
+        drop_relation_rows(session, &rel).map_err(|e| {
+            if e.code == SqlState::UNDEFINED_TABLE {
+                PgError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("table \"{}\" does not exist", rel.name),
+                )
+            } else {
+                e
+            }
+        })?;
     }
     session.relcache.clear();
     Ok("DROP TABLE".into())

@@ -520,3 +520,44 @@ pub fn set_relfilenode(
         _ => Err(PgError::internal("tuple concurrently updated")),
     }
 }
+
+/// Marks column `attnum` of relation `oid` NOT NULL (ALTER TABLE ... ADD
+/// PRIMARY KEY) by updating its `pg_attribute` row in the caller's
+/// transaction.
+pub fn set_attnotnull(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    attnum: i16,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<(), PgError> {
+    let attribute = catalog_relation(&PG_ATTRIBUTE, db);
+    let a = |n| PG_ATTRIBUTE.column_index(n);
+    let rows = scan_catalog(ctx, &PG_ATTRIBUTE, db, snapshot, *xact, |v| {
+        get_oid(&v[a("attrelid")]) == oid && get_i16(&v[a("attnum")]) == attnum
+    })?;
+    let Some((tid, mut values)) = rows.into_iter().next() else {
+        return Err(PgError::internal(format!(
+            "cache lookup failed for attribute {attnum} of relation {oid}"
+        )));
+    };
+    if get_bool(&values[a("attnotnull")]) {
+        return Ok(());
+    }
+    values[a("attnotnull")] = Some(Datum::Bool(true));
+    let tuple = attribute.form(&values)?;
+    match update_row(
+        ctx,
+        &attribute,
+        xact,
+        tid,
+        tuple,
+        &mut |_| Ok(None),
+        interrupts,
+    )? {
+        RowOutcome::Updated { .. } => Ok(()),
+        _ => Err(PgError::internal("tuple concurrently updated")),
+    }
+}

@@ -11,6 +11,7 @@ pub mod datum;
 pub mod heapam;
 pub mod heapam_xlog;
 pub mod hio;
+pub mod scan_all;
 pub mod tuple;
 
 pub use heapam::{
