@@ -191,6 +191,8 @@ pub struct ErrorObject {
     pub schema: String,
     pub table: String,
     pub column: Option<String>,
+    /// The constraint (`n`), for constraint violations.
+    pub constraint: Option<String>,
 }
 
 impl PgError {

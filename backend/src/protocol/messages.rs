@@ -60,6 +60,10 @@ pub fn error_fields(e: &PgError) -> Vec<u8> {
             b.push(b'c');
             put_cstr(&mut b, c);
         }
+        if let Some(n) = &o.constraint {
+            b.push(b'n');
+            put_cstr(&mut b, n);
+        }
     }
     b.push(0);
     b

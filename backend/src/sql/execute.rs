@@ -175,6 +175,13 @@ fn start(plan: &Plan) -> Box<dyn NodeState> {
             next_block: 0,
             rows: VecDeque::new(),
         }),
+        Plan::IndexScan { rel, path, filter } => Box::new(IndexScanState {
+            rel: rel.clone(),
+            path: path.clone(),
+            filter: filter.clone(),
+            heap: None,
+            tids: None,
+        }),
         Plan::FunctionScan { args, ty, filter } => Box::new(SeriesState {
             args: args.clone(),
             ty: *ty,
@@ -310,6 +317,51 @@ impl NodeState for SeqScanState {
             }
             self.next_block += 1;
         }
+    }
+}
+
+/// An index scan (`index_path`): the index range's TIDs are read when the
+/// scan starts, then each row is fetched, tested against the snapshot and
+/// the whole WHERE clause.
+struct IndexScanState {
+    rel: Arc<RelationInfo>,
+    path: super::index_path::IndexPath,
+    filter: Option<Expr>,
+    heap: Option<HeapRelation>,
+    tids: Option<std::vec::IntoIter<ItemPointer>>,
+}
+
+impl NodeState for IndexScanState {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        let scan = scan.ok_or_else(no_table_access)?;
+        if self.tids.is_none() {
+            self.heap = Some(HeapRelation::new(
+                self.rel.locator(scan.engine.db),
+                self.rel.tuple_desc()?,
+            ));
+            let tids = super::index_path::index_tids(scan, env, &self.rel, &self.path)?
+                .unwrap_or_default();
+            self.tids = Some(tids.into_iter());
+        }
+        let heap = self.heap.as_ref().expect("set above");
+        while let Some(tid) = self.tids.as_mut().and_then(Iterator::next) {
+            let Some(row) = super::index_path::fetch_row(scan, heap, tid)? else {
+                continue;
+            };
+            if let Some(f) = &self.filter {
+                env.row = row;
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+                return Ok(Some(std::mem::take(&mut env.row)));
+            }
+            return Ok(Some(row));
+        }
+        Ok(None)
     }
 }
 

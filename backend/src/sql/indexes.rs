@@ -89,6 +89,7 @@ pub fn insert_entries(
     ctx: &mut HeapContext<'_, '_>,
     indexes: &[(IndexInfo, BtreeIndex)],
     heap: storage::types::RelFileLocator,
+    table: &str,
     row: &[Option<Stored>],
     tid: ItemPointer,
     my_xid: Xid,
@@ -99,12 +100,27 @@ pub fn insert_entries(
         if ix.unique {
             let mut check =
                 |ctx: &mut HeapContext<'_, '_>, t| heap_unique_check(ctx, heap, t, my_xid);
-            bt_insert(ctx, bt, &key, tid, Some(&mut check), &mut interrupts)?;
+            bt_insert(ctx, bt, &key, tid, Some(&mut check), &mut interrupts)
+                .map_err(|e| name_constraint(e, table, &ix.name))?;
         } else {
             bt_insert(ctx, bt, &key, tid, None, &mut interrupts)?;
         }
     }
     Ok(())
+}
+
+/// A unique violation names its schema, table and constraint, as
+/// PostgreSQL's does.
+fn name_constraint(e: PgError, table: &str, constraint: &str) -> PgError {
+    if e.code != SqlState::UNIQUE_VIOLATION {
+        return e;
+    }
+    e.with_object(pgerror::ErrorObject {
+        schema: "public".into(),
+        table: table.into(),
+        column: None,
+        constraint: Some(constraint.into()),
+    })
 }
 
 /// A name for a new index as PostgreSQL's ChooseRelationName makes one:
@@ -220,7 +236,8 @@ pub fn create_index(
             });
         }
     }
-    let built = bt_build(&mut ctx, &bt, entries, unique);
+    let built =
+        bt_build(&mut ctx, &bt, entries, unique).map_err(|e| name_constraint(e, &rel.name, name));
     session.storage.created_push(locator);
     built?;
     session

@@ -149,6 +149,7 @@ mod plan;
 
 // Statements and transactions.
 pub mod extended;
+mod index_path;
 mod indexes;
 mod modify;
 pub mod portal;

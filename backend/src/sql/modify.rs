@@ -26,6 +26,7 @@ use pg_query::protobuf::{self as pb, node::Node as N, Node};
 use pgerror::{PgError, PgResult, SqlState};
 use storage::catalog::RelationInfo;
 use storage::heap::datum::Datum as Stored;
+use storage::heap::tuple::ItemPointer;
 use storage::heap::{delete_row, heap_insert, update_row, HeapRelation, RowOutcome};
 use storage::types::Oid;
 
@@ -38,6 +39,7 @@ use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
 use super::expr::Query;
 use super::expr::{Expr, FromSource, RangeTable, TargetEntry};
+use super::index_path;
 use super::indexes;
 use super::io;
 use super::parser::inner;
@@ -521,7 +523,7 @@ fn where_clause(ps: &ParseState, w: &Node) -> PgResult<Expr> {
 }
 
 /// The executor value as stored in a column of type `ty`.
-fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
+pub fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
     use storage::heap::datum as sd;
     Ok(Some(match (v, ty) {
         (Datum::Null, _) => return Ok(None),
@@ -566,6 +568,7 @@ fn form_row(
                 schema: "public".into(),
                 table: rel.name.clone(),
                 column: Some(c.name.clone()),
+                constraint: None,
             }));
         }
     }
@@ -656,6 +659,7 @@ pub fn run_insert(
                 &mut scan.engine.heap_ctx(),
                 &indexes,
                 heap.locator,
+                &plan.rel.name,
                 &stored,
                 tid,
                 scan.xact.xid,
@@ -751,9 +755,9 @@ pub fn run_update(
     };
     let mut n = 0u64;
     let indexes = indexes::open_indexes(rel, scan.engine.db)?;
-    for block in 0..nblocks {
+    for unit in scan_units(scan, env, rel, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
-        for (tid, old) in scan_block(scan, &heap, block)? {
+        for (tid, old) in unit_rows(scan, &heap, unit)? {
             let Some(new) = new_row(env, old)? else {
                 continue;
             };
@@ -793,6 +797,7 @@ pub fn run_update(
                             &mut scan.engine.heap_ctx(),
                             &indexes,
                             heap.locator,
+                            &rel.name,
                             &stored,
                             new_tid,
                             scan.xact.xid,
@@ -817,9 +822,9 @@ pub fn run_delete(
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
-    for block in 0..nblocks {
+    for unit in scan_units(scan, env, &plan.rel, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
-        for (tid, row) in scan_block(scan, &heap, block)? {
+        for (tid, row) in unit_rows(scan, &heap, unit)? {
             if !matches(qual.as_ref(), env, row.clone())? {
                 continue;
             }
@@ -947,4 +952,45 @@ fn default_expr(io: &super::io::IoContext, rel: &RelationInfo, col: usize) -> Pg
     let ps = ParseState::new(&query, io);
     let expr = transform_expr(&ps, val).map_err(no_position)?;
     assign_expr(&ps, rel, col, expr, -1).map_err(no_position)
+}
+
+/// A piece of an UPDATE's or DELETE's scan: a block, or one row an index
+/// led to.
+#[derive(Clone, Copy)]
+enum ScanUnit {
+    Block(u32),
+    Tid(ItemPointer),
+}
+
+/// How an UPDATE or DELETE finds its rows: through an index when the WHERE
+/// clause allows one (`index_path`), else every block.
+fn scan_units(
+    scan: &mut ScanCtx<'_>,
+    env: &mut ExecEnv,
+    rel: &RelationInfo,
+    nblocks: u32,
+    qual: Option<&Expr>,
+) -> PgResult<Vec<ScanUnit>> {
+    if let Some(path) = qual.and_then(|q| index_path::choose_index(rel, q)) {
+        return Ok(index_path::index_tids(scan, env, rel, &path)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(ScanUnit::Tid)
+            .collect());
+    }
+    Ok((0..nblocks).map(ScanUnit::Block).collect())
+}
+
+/// The visible rows of one scan unit.
+fn unit_rows(
+    scan: &mut ScanCtx<'_>,
+    heap: &HeapRelation,
+    unit: ScanUnit,
+) -> PgResult<Vec<(ItemPointer, Vec<Datum>)>> {
+    match unit {
+        ScanUnit::Block(b) => scan_block(scan, heap, b),
+        ScanUnit::Tid(t) => Ok(index_path::fetch_row(scan, heap, t)?
+            .map(|row| vec![(t, row)])
+            .unwrap_or_default()),
+    }
 }

@@ -60,6 +60,13 @@ pub enum Plan {
         rel: Arc<RelationInfo>,
         filter: Option<Expr>,
     },
+    /// The rows an index range leads to (`index_path`), for which `filter`
+    /// (the whole WHERE clause) holds.
+    IndexScan {
+        rel: Arc<RelationInfo>,
+        path: super::index_path::IndexPath,
+        filter: Option<Expr>,
+    },
     /// `generate_series(args)` of integers of type `ty`: one-column rows.
     FunctionScan {
         args: Vec<Expr>,
@@ -111,7 +118,7 @@ impl PlannedStmt {
     pub fn reads_tables(&self) -> bool {
         fn scans(p: &Plan) -> bool {
             match p {
-                Plan::SeqScan { .. } => true,
+                Plan::SeqScan { .. } | Plan::IndexScan { .. } => true,
                 Plan::Result { .. } | Plan::FunctionScan { .. } => false,
                 Plan::Limit { input, .. }
                 | Plan::Agg { input, .. }
@@ -170,7 +177,15 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             filter,
             targets: Vec::new(),
         },
-        Some(FromSource::Table(rel)) => Plan::SeqScan { rel, filter },
+        Some(FromSource::Table(rel)) => {
+            match filter
+                .as_ref()
+                .and_then(|f| super::index_path::choose_index(&rel, f))
+            {
+                Some(path) => Plan::IndexScan { rel, path, filter },
+                None => Plan::SeqScan { rel, filter },
+            }
+        }
         Some(FromSource::Series { args, ty, .. }) => Plan::FunctionScan {
             args: args
                 .into_iter()
