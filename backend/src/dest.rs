@@ -31,6 +31,33 @@ pub trait Dest {
     fn notice(&mut self, notice: &pgerror::PgError) -> PgResult<()>;
     /// An Execute stopped at its row limit; the portal has more.
     fn portal_suspended(&mut self) -> PgResult<()>;
+
+    /// COPY FROM STDIN: tells the client to send `ncols` text columns
+    /// (CopyInResponse).
+    fn copy_in_start(&mut self, _ncols: usize) -> PgResult<()> {
+        Err(no_copy())
+    }
+    /// The next chunk of COPY data, `None` after the client's CopyDone; its
+    /// CopyFail is an error. Chunks need not end at line boundaries.
+    fn copy_in_read(&mut self) -> PgResult<Option<Vec<u8>>> {
+        Err(no_copy())
+    }
+    /// COPY TO STDOUT: CopyOutResponse for `ncols` text columns.
+    fn copy_out_start(&mut self, _ncols: usize) -> PgResult<()> {
+        Err(no_copy())
+    }
+    /// One CopyData message.
+    fn copy_out_data(&mut self, _data: &[u8]) -> PgResult<()> {
+        Err(no_copy())
+    }
+    /// CopyDone.
+    fn copy_out_done(&mut self) -> PgResult<()> {
+        Err(no_copy())
+    }
+}
+
+fn no_copy() -> pgerror::PgError {
+    pgerror::PgError::unsupported("COPY is not supported in this context")
 }
 
 /// A Dest that records everything, for unit tests.

@@ -54,6 +54,55 @@ impl Dest for ClientDest<'_> {
         self.conn.send(b's', &[]);
         Ok(())
     }
+    fn copy_in_start(&mut self, ncols: usize) -> PgResult<()> {
+        self.conn.send(b'G', &messages::copy_response(ncols));
+        self.conn.flush()
+    }
+    fn copy_in_read(&mut self) -> PgResult<Option<Vec<u8>>> {
+        loop {
+            let (typ, body) = match self.conn.read_message() {
+                Ok(m) => m,
+                Err(ReadError::Protocol(e)) => return Err(e),
+                Err(_) => {
+                    return Err(PgError::fatal(
+                        SqlState::CONNECTION_FAILURE,
+                        "unexpected EOF on client connection with an open transaction",
+                    ))
+                }
+            };
+            match typ {
+                b'd' => return Ok(Some(body)),
+                b'c' => return Ok(None),
+                b'f' => {
+                    let reason = query_string(&body).unwrap_or_default();
+                    return Err(PgError::new(
+                        SqlState::QUERY_CANCELED,
+                        format!("COPY from stdin failed: {reason}"),
+                    ));
+                }
+                // PostgreSQL ignores Flush and Sync during COPY IN.
+                b'H' | b'S' => continue,
+                other => {
+                    return Err(PgError::new(
+                        SqlState::PROTOCOL_VIOLATION,
+                        format!("unexpected message type 0x{other:02X} during COPY from stdin"),
+                    ))
+                }
+            }
+        }
+    }
+    fn copy_out_start(&mut self, ncols: usize) -> PgResult<()> {
+        self.conn.send(b'H', &messages::copy_response(ncols));
+        Ok(())
+    }
+    fn copy_out_data(&mut self, data: &[u8]) -> PgResult<()> {
+        self.conn.send(b'd', data);
+        self.conn.maybe_flush()
+    }
+    fn copy_out_done(&mut self) -> PgResult<()> {
+        self.conn.send(b'c', &[]);
+        Ok(())
+    }
 }
 
 pub struct Backend {

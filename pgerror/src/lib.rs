@@ -183,6 +183,9 @@ pub struct PgError {
     /// The object the error is about: schema (`s`), table (`t`) and column
     /// (`c`) names, as PostgreSQL reports for constraint violations.
     pub object: Option<Box<ErrorObject>>,
+    /// Where it happened (the `W` field, psql's CONTEXT line), e.g.
+    /// `COPY t, line 3, column a: "x"`.
+    pub context: Option<String>,
 }
 
 /// The schema, table and column an error names.
@@ -206,6 +209,7 @@ impl PgError {
             hint: None,
             position: None,
             object: None,
+            context: None,
         }
     }
 
@@ -243,6 +247,11 @@ impl PgError {
     /// Names the schema, table and (optionally) column the error is about.
     pub fn with_object(mut self, object: ErrorObject) -> PgError {
         self.object = Some(Box::new(object));
+        self
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> PgError {
+        self.context = Some(context.into());
         self
     }
 

@@ -51,6 +51,10 @@ pub fn error_fields(e: &PgError) -> Vec<u8> {
         b.push(b'P');
         put_cstr(&mut b, &p.to_string());
     }
+    if let Some(w) = &e.context {
+        b.push(b'W');
+        put_cstr(&mut b, w);
+    }
     if let Some(o) = &e.object {
         b.push(b's');
         put_cstr(&mut b, &o.schema);
@@ -66,6 +70,18 @@ pub fn error_fields(e: &PgError) -> Vec<u8> {
         }
     }
     b.push(0);
+    b
+}
+
+/// CopyInResponse / CopyOutResponse body: text format, `ncols` text
+/// columns.
+pub fn copy_response(ncols: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(3 + 2 * ncols);
+    b.push(0);
+    b.extend_from_slice(&(ncols as i16).to_be_bytes());
+    for _ in 0..ncols {
+        b.extend_from_slice(&0i16.to_be_bytes());
+    }
     b
 }
 

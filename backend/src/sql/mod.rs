@@ -148,6 +148,7 @@ mod expr;
 mod plan;
 
 // Statements and transactions.
+mod copy;
 pub mod extended;
 mod index_path;
 mod indexes;

@@ -639,6 +639,47 @@ fn interrupts() -> impl FnMut() -> PgResult<()> {
     crate::interrupts::check_for_interrupts
 }
 
+/// Puts new rows into a table: NOT NULL checks, the heap tuple, and an
+/// entry in each index (INSERT and COPY FROM).
+pub struct RowInserter {
+    rel: Arc<RelationInfo>,
+    heap: HeapRelation,
+    indexes: Vec<(storage::catalog::IndexInfo, storage::btree::BtreeIndex)>,
+}
+
+impl RowInserter {
+    pub fn new(
+        scan: &ScanCtx<'_>,
+        rel: &Arc<RelationInfo>,
+        heap: HeapRelation,
+    ) -> PgResult<RowInserter> {
+        Ok(RowInserter {
+            rel: rel.clone(),
+            indexes: indexes::open_indexes(rel, scan.engine.db)?,
+            heap,
+        })
+    }
+
+    /// Inserts one row of values of the table's columns.
+    pub fn insert(&self, env: &ExecEnv, scan: &mut ScanCtx<'_>, values: &[Datum]) -> PgResult<()> {
+        let tuple = form_row(env, &self.rel, &self.heap, values)?;
+        let tid = heap_insert(&mut scan.engine.heap_ctx(), &self.heap, &scan.xact, &tuple)?;
+        if !self.indexes.is_empty() {
+            let stored = stored_row(&self.rel, values)?;
+            indexes::insert_entries(
+                &mut scan.engine.heap_ctx(),
+                &self.indexes,
+                self.heap.locator,
+                &self.rel.name,
+                &stored,
+                tid,
+                scan.xact.xid,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 pub fn run_insert(
     plan: &InsertPlan,
     env: &mut ExecEnv,
@@ -649,22 +690,9 @@ pub fn run_insert(
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
-    let indexes = indexes::open_indexes(&plan.rel, scan.engine.db)?;
+    let inserter = RowInserter::new(scan, &plan.rel, heap)?;
     let mut insert = |env: &mut ExecEnv, scan: &mut ScanCtx<'_>, values: Vec<Datum>| {
-        let tuple = form_row(env, &plan.rel, &heap, &values)?;
-        let tid = heap_insert(&mut scan.engine.heap_ctx(), &heap, &scan.xact, &tuple)?;
-        if !indexes.is_empty() {
-            let stored = stored_row(&plan.rel, &values)?;
-            indexes::insert_entries(
-                &mut scan.engine.heap_ctx(),
-                &indexes,
-                heap.locator,
-                &plan.rel.name,
-                &stored,
-                tid,
-                scan.xact.xid,
-            )?;
-        }
+        inserter.insert(env, scan, &values)?;
         send_returning(&returning, env, values, dest)?;
         n += 1;
         Ok(())
@@ -928,7 +956,7 @@ pub fn default_text(
 /// The value column `col` gets when a statement does not give one: its
 /// default expression, analyzed now, or NULL. Errors in it carry no
 /// position (they are not in the statement's text).
-fn default_expr(io: &super::io::IoContext, rel: &RelationInfo, col: usize) -> PgResult<Expr> {
+pub fn default_expr(io: &super::io::IoContext, rel: &RelationInfo, col: usize) -> PgResult<Expr> {
     let c = &rel.columns[col];
     let Some(text) = &c.default else {
         return Ok(Expr::null_of(TypeOid(c.type_oid.0)));

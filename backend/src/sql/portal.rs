@@ -290,6 +290,21 @@ impl Dest for PortalDest<'_> {
     fn portal_suspended(&mut self) -> PgResult<()> {
         self.inner.portal_suspended()
     }
+    fn copy_in_start(&mut self, ncols: usize) -> PgResult<()> {
+        self.inner.copy_in_start(ncols)
+    }
+    fn copy_in_read(&mut self) -> PgResult<Option<Vec<u8>>> {
+        self.inner.copy_in_read()
+    }
+    fn copy_out_start(&mut self, ncols: usize) -> PgResult<()> {
+        self.inner.copy_out_start(ncols)
+    }
+    fn copy_out_data(&mut self, data: &[u8]) -> PgResult<()> {
+        self.inner.copy_out_data(data)
+    }
+    fn copy_out_done(&mut self) -> PgResult<()> {
+        self.inner.copy_out_done()
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ macro_rules! scan_ctx {
         }
     }};
 }
+pub(super) use scan_ctx;
 
 /// Statements that read or write tables take a snapshot first; the others
 /// (BEGIN, SET...) do not, so that `BEGIN ISOLATION LEVEL ...` decides the
@@ -117,6 +118,7 @@ pub fn uses_tables(node: &N) -> bool {
             | N::CreateStmt(_)
             | N::DropStmt(_)
             | N::TruncateStmt(_)
+            | N::CopyStmt(_)
             | N::IndexStmt(_)
             | N::AlterTableStmt(_)
             | N::PrepareStmt(_)
@@ -438,6 +440,12 @@ fn run_utility(
         N::TruncateStmt(s) if session.engine.is_some() => {
             check_read_write(session, "TRUNCATE TABLE")?;
             tables::exec_truncate(session, query, s)
+        }
+        N::CopyStmt(s) if session.engine.is_some() => {
+            if s.is_from {
+                check_read_write(session, "COPY FROM")?;
+            }
+            super::copy::exec_copy(session, query, s, dest)
         }
         N::IndexStmt(s) if session.engine.is_some() => {
             check_read_write(session, "CREATE INDEX")?;

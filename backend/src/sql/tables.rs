@@ -116,6 +116,12 @@ impl StorageXact {
         self.created.push(locator);
     }
 
+    /// Whether the transaction created this file (CREATE TABLE or TRUNCATE
+    /// in it: COPY FREEZE's condition).
+    pub fn created_here(&self, locator: RelFileLocator) -> bool {
+        self.created.contains(&locator)
+    }
+
     /// A message other backends get when the transaction commits.
     pub fn inval_push(&mut self, msg: InvalMessage) {
         self.inval.push(msg);

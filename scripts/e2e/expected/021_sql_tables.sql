@@ -124,3 +124,36 @@ select aid from acc where 5 > aid order by aid;
 delete from acc where aid = 3;
 select aid from acc where aid <= 5 order by aid;
 drop table acc;
+create table cp (id int4 primary key, name text, v int4 default 7, note varchar(5));
+copy cp from stdin;
+1	one	10	a
+2	\N	20	b\tc
+3	three	\N	\N
+\.
+copy cp (id, name) from stdin;
+4	four
+\.
+select * from cp order by id;
+copy cp from stdin;
+5	five	x	z
+\.
+copy cp from stdin;
+6	six	1
+\.
+copy cp from stdin;
+7	seven	1	a	extra
+\.
+copy cp from stdin;
+1	dup	1	a
+\.
+copy cp from stdin (format csv);
+8,"a,b",3,"q"
+9,,4,""
+\.
+copy cp to stdout;
+copy cp (id, name) to stdout (format csv, header);
+copy (select id, v * 2 from cp where id > 7 order by id) to stdout;
+copy cp from stdin (freeze);
+\.
+select count(*) from cp;
+drop table cp;
