@@ -25,7 +25,7 @@
 //! | [`procarray`] | ending a transaction, snapshots, `is_running`, `global_xmin` |
 //! | [`xact_wait`] | blocking until an xid ends (`XactLockTableWait`), futex based |
 //! | [`snapshot`] | [`Snapshot`], isolation levels, which snapshot a statement uses |
-//! | [`visibility`] | `satisfies_mvcc`, `satisfies_update`, hint-bit suggestions |
+//! | [`visibility`] | `satisfies_mvcc`, `satisfies_update`, `satisfies_vacuum`, hint-bit suggestions |
 //! | [`conflict`] | what the executor does when the row it writes is being or was changed |
 //! | [`xact_record`] | commit and abort WAL payloads, their redo |
 //!
@@ -83,7 +83,7 @@
 //! 6. (P6) **Horizon.** `global_xmin` (under ProcArrayLock shared) is the
 //!    minimum of latestCompletedXid + 1 and every valid `Proc.xid` and
 //!    `Proc.xmin`. No snapshot, present or future, can see an xid below it as
-//!    running. Future vacuum removes only what is dead below it.
+//!    running. VACUUM removes only what was deleted below it (visibility V7).
 //! 7. (P7) **Running test without a lock.** `is_running(xid)` loads the
 //!    `Proc.xid`s atomically. The xid is stored before `assign_xid` returns
 //!    (P1) and cleared before `end_transaction` returns (P3), so the answer
@@ -148,6 +148,8 @@ mod cross_process_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
+mod vacuum_visibility_tests;
+#[cfg(test)]
 mod visibility_tests;
 
 pub use conflict::{decide_write, is_next_version, WriteAction, WriteKind};
@@ -157,8 +159,8 @@ pub use shared::{
 };
 pub use snapshot::{IsolationLevel, Snapshot, XactSnapshots};
 pub use visibility::{
-    satisfies_mvcc, satisfies_update, HintBits, UpdateCheck, UpdateResult, Visibility,
-    XidRunningOracle, XidStatusOracle,
+    satisfies_mvcc, satisfies_update, satisfies_vacuum, HintBits, UpdateCheck, UpdateResult,
+    VacuumState, Visibility, XidRunningOracle, XidStatusOracle,
 };
 pub use xact_record::{
     decode_xact_record, redo, redo_abort, redo_commit, XactAbort, XactCommit, XactRecord,

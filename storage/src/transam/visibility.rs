@@ -5,6 +5,8 @@
 //! * [`satisfies_mvcc`]: may this snapshot see this tuple? (scans)
 //! * [`satisfies_update`]: may the current transaction update, delete or
 //!   lock this tuple now, and if not, why? (UPDATE, DELETE)
+//! * [`satisfies_vacuum`]: is this tuple dead to every snapshot that exists
+//!   or may still be taken, so that VACUUM may remove it? (VACUUM, ANALYZE)
 //!
 //! Both return the hint bits that could be set ([`HintBits`]); they never
 //! write. The caller sets them if it holds the buffer's content lock (shared
@@ -32,6 +34,12 @@
 //!    the snapshot is still asked whether that commit is visible.
 //! 6. (V6) The special xids: INVALID is aborted; BOOTSTRAP and FROZEN are
 //!    committed and never running.
+//! 7. (V7) **The vacuum horizon.** A tuple is removable (Dead) only if its
+//!    inserter aborted or crashed, or its deleter committed with an xid
+//!    below the horizon (`Transam::global_xmin`, procarray rule P6): no
+//!    snapshot, present or future, sees such a delete as running, so none
+//!    can see the tuple. A committed delete at or above the horizon is
+//!    RecentlyDead: some snapshot may still see the tuple.
 //!
 //! Differences from PostgreSQL: no subtransactions (the current
 //! transaction is one xid), no multixacts (a tuple with HEAP_XMAX_IS_MULTI
@@ -460,4 +468,76 @@ fn self_modified(cmax: u32, me: Me) -> UpdateResult {
     } else {
         UpdateResult::Invisible
     }
+}
+
+/// What [`satisfies_vacuum`] found (PostgreSQL's HTSV_Result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VacuumState {
+    /// Dead to every snapshot there is or will be: may be removed (V7).
+    Dead,
+    /// Inserted by a committed transaction and not deleted (or deleted by
+    /// one that aborted, or only locked).
+    Live,
+    /// Deleted by a committed transaction that some snapshot may still see
+    /// as running: keep it for now.
+    RecentlyDead,
+    /// The inserting transaction is still running.
+    InsertInProgress,
+    /// Inserted by a committed transaction; the deleting one still runs.
+    DeleteInProgress,
+}
+
+/// PostgreSQL's HeapTupleSatisfiesVacuum: the fate of tuple `t` for
+/// VACUUM, with `horizon` the oldest xid any snapshot may still consider
+/// running (`Transam::global_xmin`, taken once before the scan). `running`
+/// must be the proc array, asked before the commit log (V1). The caller
+/// need not have an xid; its own xmin, if it advertises one, is part of
+/// the horizon like everyone else's.
+pub fn satisfies_vacuum(
+    t: &HeapTupleHeader,
+    horizon: Xid,
+    running: &(impl XidRunningOracle + ?Sized),
+    oracle: &(impl XidStatusOracle + ?Sized),
+) -> Result<VacuumState, PgError> {
+    check_no_multixact(t)?;
+    let mask = t.infomask;
+    // Part 1: did the insert commit?
+    if !xmin_committed_hint(mask) {
+        if xmin_invalid_hint(mask) {
+            return Ok(VacuumState::Dead);
+        }
+        if running.is_running(t.xmin) {
+            // Inserted and deleted by the same running transaction: the
+            // delete is what is in progress (PostgreSQL asks whether xmax
+            // is the current transaction; a vacuum has none of its own).
+            let deleted_by_inserter =
+                mask & HEAP_XMAX_INVALID == 0 && !xmax_is_locked_only(mask) && t.xmax == t.xmin;
+            return Ok(if deleted_by_inserter {
+                VacuumState::DeleteInProgress
+            } else {
+                VacuumState::InsertInProgress
+            });
+        }
+        if did_commit(oracle, t.xmin)?.is_none() {
+            return Ok(VacuumState::Dead); // aborted or crashed
+        }
+    }
+
+    // Part 2: the insert committed; was it deleted, and how long ago?
+    if mask & HEAP_XMAX_INVALID != 0 || xmax_is_locked_only(mask) {
+        return Ok(VacuumState::Live); // V3: a locker never deletes
+    }
+    if mask & HEAP_XMAX_COMMITTED == 0 {
+        if running.is_running(t.xmax) {
+            return Ok(VacuumState::DeleteInProgress);
+        }
+        if did_commit(oracle, t.xmax)?.is_none() {
+            return Ok(VacuumState::Live); // V4: the deleter aborted
+        }
+    }
+    Ok(if t.xmax < horizon {
+        VacuumState::Dead
+    } else {
+        VacuumState::RecentlyDead
+    })
 }
