@@ -94,6 +94,10 @@ pub trait BlockStorage {
         blkno: BlockNumber,
         page: &[u8; BLCKSZ],
     ) -> Result<(), SmgrError>;
+    /// Creates the fork's first segment if it does not exist; a concurrent
+    /// creator is fine. For forks that are not WAL-logged (the free space
+    /// map), which a relation gets on first use.
+    fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError>;
 }
 
 impl BlockStorage for Smgr {
@@ -126,6 +130,14 @@ impl BlockStorage for Smgr {
         page: &[u8; BLCKSZ],
     ) -> Result<(), SmgrError> {
         Smgr::extend(self, rel, fork, blkno, page)
+    }
+    fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError> {
+        if Smgr::exists(self, rel, fork)? {
+            return Ok(());
+        }
+        // `is_redo` semantics: a file created meanwhile by another process
+        // is opened, not an error.
+        Smgr::create(self, rel, fork, true)
     }
 }
 

@@ -626,7 +626,7 @@ pub fn heap_update(
     }
 
     // Another page: both locked in block order, the old tuple judged again.
-    let mut targets = UpdateTargets::new();
+    let mut targets = UpdateTargets::new(need);
     loop {
         let mut pair = targets.next_pair(ctx, rel, &old_buf)?;
         if let Some(r) = not_proceeding(check_write(ctx, &pair.old, otid, xact, WriteKind::Update)?)

@@ -5,9 +5,12 @@
 //! - [`heapam`]: insert, fetch, scan, delete, update (PostgreSQL's
 //!   `heapam.c`), and the executor's wait / follow-the-chain loop.
 //! - [`hio`]: finding a page with room for a new tuple (`hio.c`).
+//! - [`fsm`]: the free space map, one byte per heap block in the FSM fork
+//!   (`freespace.c`).
 //! - [`heapam_xlog`]: the Heap WAL records, the page changes they describe,
 //!   and `heap_redo` (`heapam_xlog.h`, `heap_redo`).
 pub mod datum;
+pub mod fsm;
 pub mod heapam;
 pub mod heapam_xlog;
 pub mod hio;
