@@ -98,6 +98,14 @@ pub trait BlockStorage {
     /// creator is fine. For forks that are not WAL-logged (the free space
     /// map), which a relation gets on first use.
     fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError>;
+    /// Shortens the fork to `nblocks` (`Smgr::truncate`); the caller has
+    /// logged and flushed the truncation and dropped the buffers past it.
+    fn truncate(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: u32,
+    ) -> Result<(), SmgrError>;
 }
 
 impl BlockStorage for Smgr {
@@ -138,6 +146,14 @@ impl BlockStorage for Smgr {
         // `is_redo` semantics: a file created meanwhile by another process
         // is opened, not an error.
         Smgr::create(self, rel, fork, true)
+    }
+    fn truncate(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: u32,
+    ) -> Result<(), SmgrError> {
+        Smgr::truncate(self, rel, fork, nblocks)
     }
 }
 
