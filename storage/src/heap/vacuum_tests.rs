@@ -530,3 +530,36 @@ fn prune_records_replay_to_the_same_pages_twice_over() {
         assert!(o[..] == r[..], "block {blk} differs after replay");
     }
 }
+
+#[test]
+fn analyze_counts_pages_live_and_dead_tuples() {
+    let cluster = Cluster::new(64, 2);
+    let mut b = cluster.backend(0);
+    let rel = int_text_rel();
+    let tids = insert_rows(&mut b, &rel, 0..1000);
+    delete_rows(&mut b, &rel, &tids[..100]);
+    let x = b.begin();
+    b.with_ctx(|ctx| {
+        for i in 0..50 {
+            heap_insert(ctx, &rel, &xact(x, 0), &row(&rel, 5000 + i, "running")).unwrap();
+        }
+    });
+    let mut other = cluster.backend(1);
+    let snap = other.snapshot();
+    let analyze = |b: &mut Backend<'_>, snap, me| {
+        b.with_ctx(|ctx| heap_analyze(ctx, &rel, snap, me, &mut no_interrupts))
+            .unwrap()
+    };
+    let s = analyze(&mut other, &snap, xact(Xid::INVALID, 0));
+    assert_eq!(s.pages, nblocks(&mut b));
+    assert_eq!((s.live_tuples, s.dead_tuples), (900, 100));
+    // The inserting transaction's later command sees its own rows.
+    let s = analyze(&mut b, &snap, xact(x, 1));
+    assert_eq!(s.live_tuples, 950);
+    b.commit(x);
+    other.transam.reset_xmin(other.proc());
+    vacuum(&mut b, &rel);
+    let now = other.snapshot();
+    let s = analyze(&mut other, &now, xact(Xid::INVALID, 0));
+    assert_eq!((s.live_tuples, s.dead_tuples), (950, 0));
+}
