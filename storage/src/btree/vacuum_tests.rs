@@ -385,3 +385,93 @@ fn bulk_delete_with_concurrent_inserts_and_scans() {
     let n = parent.smgr.nblocks(INDEX_REL, ForkNumber::Main).unwrap();
     assert_eq!(original.len() as u32, n);
 }
+
+/// What a backend does for `VACUUM t` on a table with one btree index:
+/// `heap_vacuum` with `bt_bulk_delete` as the index cleanup.
+#[test]
+fn heap_vacuum_cleans_a_btree_index_before_freeing_slots() {
+    use crate::heap::datum::Datum;
+    use crate::heap::test_support::{id_of, int_text_rel, row, xact};
+    use crate::heap::{
+        dead_tid_lookup, heap_delete, heap_fetch, heap_insert, heap_update, heap_vacuum,
+        HeapWriteResult, VacuumOptions,
+    };
+    use crate::types::Xid;
+
+    let cluster = cluster(128, 1);
+    let mut b = cluster.backend(0);
+    let rel = int_text_rel();
+    let idx = int4_index();
+    let key_of_row = |t: &[u8]| int4(id_of(&rel, t));
+    let x = b.begin();
+    let mut tids: Vec<ItemPointer> = b.with_ctx(|ctx| {
+        bt_create_empty(ctx, &idx).unwrap();
+        (0..1000)
+            .map(|i| {
+                let t = row(&rel, i, "v");
+                let tid = heap_insert(ctx, &rel, &xact(x, 0), &t).unwrap();
+                insert(ctx, &idx, &key_of_row(&t), tid);
+                tid
+            })
+            .collect()
+    });
+    b.commit(x);
+    let x = b.begin();
+    b.with_ctx(|ctx| {
+        for (i, tid) in tids.iter_mut().enumerate() {
+            if i % 5 == 0 {
+                heap_delete(ctx, &rel, &xact(x, 0), *tid).unwrap();
+            } else if i % 5 == 1 {
+                let t = row(&rel, i as i32, "updated");
+                let HeapWriteResult::Updated { new_tid } =
+                    heap_update(ctx, &rel, &xact(x, 0), *tid, &t).unwrap()
+                else {
+                    panic!("update");
+                };
+                insert(ctx, &idx, &key_of_row(&t), new_tid);
+                *tid = new_tid;
+            }
+        }
+    });
+    b.commit(x);
+
+    let horizon = b.transam.global_xmin();
+    let mut index_stats = Vec::new();
+    let mut cleanup = |ctx: &mut HeapContext<'_, '_>, dead: &[ItemPointer]| {
+        let s = bt_bulk_delete(ctx, &idx, &dead_tid_lookup(dead), &mut no_interrupts)?;
+        index_stats.push(s);
+        Ok(())
+    };
+    let s = b
+        .with_ctx(|ctx| {
+            heap_vacuum(
+                ctx,
+                &rel,
+                horizon,
+                Some(&mut cleanup),
+                &VacuumOptions::default(),
+                &mut no_interrupts,
+            )
+        })
+        .unwrap();
+    assert_eq!(s.tuples_removed, 400, "200 deleted, 200 old versions");
+    assert_eq!(index_stats.len(), 1);
+    assert_eq!(index_stats[0].tuples_removed, 400);
+    assert_eq!(index_stats[0].tuples_remaining, 800);
+
+    // Every entry left leads to the live version with its key.
+    let snap = b.snapshot();
+    b.with_ctx(|ctx| {
+        assert_eq!(verify(ctx, &idx).leaf_entries, 800);
+        for e in scan(ctx, &idx, ScanRange::all(), ScanDirection::Forward) {
+            let t = heap_fetch(ctx, &rel, e.tid, &snap, &xact(Xid::INVALID, 0))
+                .unwrap()
+                .expect("a live heap tuple");
+            assert_eq!(e.key, key_of_row(&t));
+        }
+        assert!(bt_search(ctx, &idx, &[Some(Datum::Int4(5))])
+            .unwrap()
+            .is_empty());
+        assert_eq!(bt_search(ctx, &idx, &int4(6)).unwrap(), vec![tids[6]]);
+    });
+}

@@ -13,8 +13,8 @@
 //! ```
 //!
 //! PostgreSQL asks the map before the last block; here the last block
-//! comes first because a relation that only grows (no VACUUM yet) has its
-//! room there, and a map that does not exist costs a failed `stat`. VACUUM
+//! comes first because a relation that mostly grows has its room there,
+//! and a map that does not exist costs a failed `stat`. VACUUM
 //! records every page's free space in the map; a candidate page that turns
 //! out too full has its real free space recorded after its lock is
 //! released (fsm F1, F3), if the relation has a map at all (a relation
