@@ -128,7 +128,8 @@ impl Default for VacuumOptions {
 pub struct VacuumStats {
     /// Blocks scanned (the relation's length when VACUUM began).
     pub pages_scanned: u32,
-    /// Pages changed by pass 1 or pass 2.
+    /// Page changes (PRUNE records): a page pruned in pass 1 and freed in
+    /// pass 2 counts twice.
     pub pages_changed: u32,
     /// Dead tuples removed.
     pub tuples_removed: u64,
@@ -326,6 +327,7 @@ fn prune_block(
         return fsm_record(ctx, rel.locator, blk, EMPTY_PAGE_FREE);
     }
     let (mut to_dead, mut to_unused, mut left_dead) = (Vec::new(), Vec::new(), Vec::new());
+    let mut removed = 0;
     {
         let p = Page::new(&*page);
         for (off, lp) in p.item_ids() {
@@ -339,8 +341,14 @@ fn prune_block(
                     };
                     let h = HeapTupleHeader::read(item)?;
                     match satisfies_vacuum(&h, horizon, ctx.transam, ctx.clog)? {
-                        VacuumState::Dead if one_pass => to_unused.push(off),
-                        VacuumState::Dead => to_dead.push(off),
+                        VacuumState::Dead => {
+                            removed += 1;
+                            if one_pass {
+                                to_unused.push(off);
+                            } else {
+                                to_dead.push(off);
+                            }
+                        }
                         VacuumState::Live | VacuumState::DeleteInProgress => stats.live_tuples += 1,
                         VacuumState::RecentlyDead => stats.recently_dead_tuples += 1,
                         VacuumState::InsertInProgress => stats.in_progress_tuples += 1,
@@ -349,12 +357,7 @@ fn prune_block(
             }
         }
     }
-    let removed = if one_pass {
-        to_unused.len() - left_dead.len()
-    } else {
-        to_dead.len()
-    };
-    stats.tuples_removed += removed as u64;
+    stats.tuples_removed += removed;
     if one_pass {
         stats.line_pointers_freed += to_unused.len() as u64;
     }

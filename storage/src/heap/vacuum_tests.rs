@@ -563,3 +563,25 @@ fn analyze_counts_pages_live_and_dead_tuples() {
     let s = analyze(&mut other, &now, xact(Xid::INVALID, 0));
     assert_eq!((s.live_tuples, s.dead_tuples), (950, 0));
 }
+
+#[test]
+fn without_indexes_left_over_dead_slots_are_freed_in_one_pass() {
+    let cluster = Cluster::new(64, 1);
+    let mut b = cluster.backend(0);
+    let rel = int_text_rel();
+    let tids = insert_rows(&mut b, &rel, 0..300);
+    delete_rows(&mut b, &rel, &tids[..100]);
+    let mut failing = |_: &mut HeapContext<'_, '_>, _: &[ItemPointer]| {
+        Err(PgError::internal("index cleanup failed"))
+    };
+    vacuum_with(&mut b, &rel, Some(&mut failing), &VacuumOptions::default()).unwrap_err();
+    // The table's last index is gone (DROP INDEX): one pass now.
+    delete_rows(&mut b, &rel, &tids[100..150]);
+    let s = vacuum(&mut b, &rel);
+    assert_eq!((s.tuples_removed, s.line_pointers_freed), (50, 150));
+    b.with_ctx(|ctx| {
+        assert!(tids[..150]
+            .iter()
+            .all(|&t| lp_flags(ctx, t) == LpFlags::Unused));
+    });
+}
