@@ -203,7 +203,7 @@ pub fn heap_vacuum(
             &mut stats,
         )?;
     }
-    if let Some(cleanup) = index_cleanup.as_deref_mut() {
+    if let Some(cleanup) = index_cleanup {
         if !dead.is_empty() {
             clean_batch(ctx, rel, cleanup, &mut dead, &mut stats, interrupts)?;
         }
