@@ -55,7 +55,7 @@
 //! X1-X3 of `xlog.rs`); a crash between the records of one insert leaves
 //! at worst an incomplete split, which I5 repairs. Index entries are not
 //! MVCC: an entry whose heap tuple never committed stays until VACUUM
-//! (later) removes it; scans skip it through the heap's visibility.
+//! removes it (`vacuum.rs`); scans skip it through the heap's visibility.
 
 use pgerror::{PgError, SqlState};
 

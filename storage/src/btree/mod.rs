@@ -14,6 +14,7 @@
 //! | CREATE INDEX on a table with rows | create the file, then [`bt_build`] with one [`BuildEntry`] per heap tuple |
 //! | INSERT / UPDATE of a row | [`bt_insert`] per index, after the heap insert, with [`heap_unique_check`] as the checker of a unique index |
 //! | index scan | [`BtScan::new`] with a [`ScanRange`], then [`BtScan::next`]; fetch each TID from the heap and test it against the snapshot ([`bt_search`]: all TIDs of one key) |
+//! | VACUUM | [`bt_bulk_delete`] per index, inside the `index_cleanup` callback of `heap::heap_vacuum`, with `heap::dead_tid_lookup(batch)` |
 //! | amcheck | [`bt_verify`] |
 //!
 //! # Files
@@ -30,6 +31,7 @@
 //! | `scan.rs` | [`BtScan`]: range scans forward and backward |
 //! | `build.rs` | [`bt_create_empty`], [`bt_build`] (bottom-up bulk build) |
 //! | `unique.rs` | [`UniqueCheck`], [`heap_unique_check`] (the dirty snapshot) |
+//! | `vacuum.rs` | [`bt_bulk_delete`]: VACUUM's removal of dead entries |
 //! | `xlog.rs` | WAL records, their logging and [`btree_redo`] |
 //! | `verify.rs` | [`bt_verify`]: structural checks of a whole tree |
 //!
@@ -71,12 +73,19 @@
 //! 5. Index entries are not MVCC: scans return TIDs, the caller checks the
 //!    heap tuple; uniqueness asks the caller about each equal entry's heap
 //!    tuple and waits for in-progress transactions without holding locks.
+//! 6. VACUUM removes the entries of dead heap TIDs before the heap frees
+//!    those slots (heap vacuum V1), one leaf at a time under its exclusive
+//!    lock. A TID a scan returned may therefore name a slot freed and
+//!    reused since: only an MVCC test of the heap tuple (which cannot see
+//!    a tuple inserted after its snapshot) makes it a result; a unique
+//!    check judges the heap tuple while it holds the leaf (B3).
 //!
 //! # Not yet
 //!
-//! No VACUUM (no deletion of entries or pages: `BTP_DELETED`, `BTP_HALF_DEAD`,
-//! `BTP_HAS_GARBAGE`, the cycle id and LP_DEAD items are reserved and
-//! readers already skip them), no deduplication (posting lists), no
+//! No page deletion (VACUUM removes entries but leaves emptied leaves in
+//! place: `BTP_DELETED`, `BTP_HALF_DEAD`, the cycle id and LP_DEAD marking
+//! by scans are reserved, and readers already skip them), no
+//! deduplication (posting lists), no
 //! `INCLUDE` columns, no deferred unique checks, no fast root separate
 //! from the root, no cached metapage, and the bulk build sorts in memory.
 
@@ -90,6 +99,7 @@ mod search;
 mod split;
 mod tuple;
 mod unique;
+mod vacuum;
 mod verify;
 mod xlog;
 
@@ -101,6 +111,8 @@ mod redo_tests;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vacuum_tests;
 
 pub use build::{bt_build, bt_create_empty, BuildEntry, BuildStats};
 pub use compare::{compare_column, compare_datums};
@@ -114,8 +126,9 @@ pub use page::{
 pub use scan::{bt_scan_all, bt_search, BtScan, IndexEntry, ScanDirection, ScanRange};
 pub use tuple::{BT_MAX_ITEM_BYTES, INDEX_MAX_KEYS};
 pub use unique::{heap_unique_check, unique_status, UniqueCheck, UniqueChecker};
+pub use vacuum::{bt_bulk_delete, BulkDeleteStats};
 pub use verify::{bt_verify, BtreeShape};
 pub use xlog::{
     btree_redo, XLOG_BTREE_INSERT_LEAF, XLOG_BTREE_INSERT_UPPER, XLOG_BTREE_NEWROOT,
-    XLOG_BTREE_SPLIT_L, XLOG_BTREE_SPLIT_R,
+    XLOG_BTREE_SPLIT_L, XLOG_BTREE_SPLIT_R, XLOG_BTREE_VACUUM,
 };

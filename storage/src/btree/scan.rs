@@ -29,8 +29,12 @@
 //! # Rules
 //!
 //! 1. (N1) A page's entries are copied under its shared lock, with the
-//!    sibling link; no lock or pin is kept between pages (no VACUUM can
-//!    delete a page yet, so a remembered block stays valid).
+//!    sibling link; no lock, pin or offset is kept between pages. VACUUM
+//!    deletes entries but never pages (`vacuum.rs` B3), so a remembered
+//!    block stays valid and deletions between two reads cannot make the
+//!    scan skip or repeat an entry; an entry deleted after its page was
+//!    copied may still be returned (its heap tuple is dead to the
+//!    caller's snapshot).
 //! 2. (N2) Forward: entries that a concurrent split moves right of the page
 //!    just read were already returned; the scan continues at the right
 //!    link noted before that split, so it returns each entry present when

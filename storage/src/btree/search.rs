@@ -23,8 +23,9 @@
 //! # Rules
 //!
 //! 1. (S1) No lock coupling on the way down or right: release, then lock
-//!    the next page. Pages are never deleted (no VACUUM yet), so a block
-//!    read from a downlink or right link stays a page of the same level.
+//!    the next page. Pages are never deleted (VACUUM only removes leaf
+//!    entries), so a block read from a downlink or right link stays a page
+//!    of the same level.
 //! 2. (S2) An inserting descent (`Access::Write`) that meets
 //!    `BTP_INCOMPLETE_SPLIT` finishes that split before going on
 //!    (`insert::finish_split`, with the stack above the page).

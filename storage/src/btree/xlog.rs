@@ -30,6 +30,10 @@
 //!                      blk 2 the old right sibling, if any: left link; no data
 //!                      blk 3 internal splits: the child whose split this
 //!                            downlink completes; flag cleared; no data
+//!  0x80 VACUUM         main  u16 ndeleted
+//!                      blk 0 the leaf; data: ndeleted u16 offsets, ascending,
+//!                            of the items removed (the page is rebuilt
+//!                            without them: `vacuum::delete_items`)
 //!  0xA0 NEWROOT        main  u32 root block | u32 level
 //!                      blk 0 the new root, WILL_INIT; data: its items (none
 //!                            for the first root, a leaf)
@@ -47,10 +51,11 @@
 //! and every page of a bulk build, are logged as XLOG FPI records
 //! (PostgreSQL's `log_newpage`), replayed by the startup process itself.
 //!
-//! Differences from PostgreSQL: offsets are 0-based data positions; there
-//! is no posting-list (deduplication) data, no `INSERT_META`, `DELETE`,
-//! `VACUUM`, `MARK_PAGE_HALFDEAD`, `UNLINK_PAGE`, `REUSE_PAGE` or
-//! `META_CLEANUP` yet (no VACUUM for indexes).
+//! Differences from PostgreSQL: split offsets are 0-based data positions;
+//! there is no posting-list (deduplication) data, no `INSERT_META`,
+//! `DELETE` (LP_DEAD cleanup by inserters), `MARK_PAGE_HALFDEAD`,
+//! `UNLINK_PAGE`, `REUSE_PAGE` or `META_CLEANUP` yet (no page deletion);
+//! VACUUM carries no snapshot conflict horizon (no hot standby).
 //!
 //! # Rules
 //!
@@ -88,6 +93,7 @@ use super::page::{
     init_page, insert_item, page_items, put_items, set_page_flag, BtMeta, BtOpaque,
     BTP_HAS_GARBAGE, BTP_INCOMPLETE_SPLIT, BTP_ROOT, BTP_SPLIT_END, P_NONE,
 };
+use super::vacuum::{decode_offsets, delete_items};
 use crate::buffer::{BlockStorage, BufferManager};
 use crate::clog::WalFlush;
 use crate::page::{is_new, OffsetNumber, Page};
@@ -102,6 +108,7 @@ pub const XLOG_BTREE_INSERT_LEAF: u8 = 0x00;
 pub const XLOG_BTREE_INSERT_UPPER: u8 = 0x10;
 pub const XLOG_BTREE_SPLIT_L: u8 = 0x30;
 pub const XLOG_BTREE_SPLIT_R: u8 = 0x40;
+pub const XLOG_BTREE_VACUUM: u8 = 0x80;
 pub const XLOG_BTREE_NEWROOT: u8 = 0xA0;
 
 /// Escalate an error inside a critical section (rule X1) to PANIC.
@@ -390,6 +397,7 @@ pub fn btree_redo(
         XLOG_BTREE_INSERT_LEAF | XLOG_BTREE_INSERT_UPPER => redo.insert(smgr, wal),
         XLOG_BTREE_SPLIT_L | XLOG_BTREE_SPLIT_R => redo.split(smgr, wal),
         XLOG_BTREE_NEWROOT => redo.newroot(smgr, wal),
+        XLOG_BTREE_VACUUM => redo.vacuum(smgr, wal),
         info => Err(corrupt(format!("unknown op code {info:#04x} at {start}"))),
     }
 }
@@ -521,6 +529,21 @@ impl Redo<'_, '_> {
             })?;
         }
         self.clear_incomplete_split(smgr, wal, 3)
+    }
+
+    fn vacuum(&self, smgr: &mut dyn BlockStorage, wal: &dyn WalFlush) -> Result<(), PgError> {
+        let m = self.record.main_data();
+        if m.len() != 2 {
+            return Err(corrupt(format!("xl_btree_vacuum of {} bytes", m.len())));
+        }
+        let n = u16::from_le_bytes([m[0], m[1]]);
+        let has_image = self.record.block(0).is_some_and(|b| b.has_image());
+        let offsets = if has_image {
+            Vec::new()
+        } else {
+            decode_offsets(self.data(0)?, n)?
+        };
+        self.apply(smgr, wal, 0, |page| delete_items(page, &offsets))
     }
 
     fn newroot(&self, smgr: &mut dyn BlockStorage, wal: &dyn WalFlush) -> Result<(), PgError> {

@@ -94,6 +94,18 @@ pub trait BlockStorage {
         blkno: BlockNumber,
         page: &[u8; BLCKSZ],
     ) -> Result<(), SmgrError>;
+    /// Creates the fork's first segment if it does not exist; a concurrent
+    /// creator is fine. For forks that are not WAL-logged (the free space
+    /// map), which a relation gets on first use.
+    fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError>;
+    /// Shortens the fork to `nblocks` (`Smgr::truncate`); the caller has
+    /// logged and flushed the truncation and dropped the buffers past it.
+    fn truncate(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: u32,
+    ) -> Result<(), SmgrError>;
 }
 
 impl BlockStorage for Smgr {
@@ -126,6 +138,22 @@ impl BlockStorage for Smgr {
         page: &[u8; BLCKSZ],
     ) -> Result<(), SmgrError> {
         Smgr::extend(self, rel, fork, blkno, page)
+    }
+    fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError> {
+        if Smgr::exists(self, rel, fork)? {
+            return Ok(());
+        }
+        // `is_redo` semantics: a file created meanwhile by another process
+        // is opened, not an error.
+        Smgr::create(self, rel, fork, true)
+    }
+    fn truncate(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: u32,
+    ) -> Result<(), SmgrError> {
+        Smgr::truncate(self, rel, fork, nblocks)
     }
 }
 

@@ -235,4 +235,17 @@ impl BlockStorage for TestStorage<'_> {
     ) -> Result<(), SmgrError> {
         self.smgr.extend(rel, fork, blkno, page)
     }
+
+    fn create_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<(), SmgrError> {
+        BlockStorage::create_fork(&mut self.smgr, rel, fork)
+    }
+
+    fn truncate(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: u32,
+    ) -> Result<(), SmgrError> {
+        self.smgr.truncate(rel, fork, nblocks)
+    }
 }

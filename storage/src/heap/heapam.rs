@@ -16,7 +16,8 @@
 //! **Insert** ([`heap_insert`]): check the size (`54000 row is too big`);
 //! stamp the header (xmin = my xid, cid, xmax invalid, infomask
 //! `HEAP_XMAX_INVALID`); find a page with room and lock it exclusively
-//! (`hio.rs`: target block, last block, or a new one); put the tuple there
+//! (`hio.rs`: target block, last block, a page the free space map names,
+//! or a new one); put the tuple there (in a slot VACUUM freed, if any)
 //! (ctid = its own tid); mark dirty; log INSERT; set the page LSN to the
 //! record's end; remember the page as the target block.
 //!
@@ -43,7 +44,9 @@
 //! **The executor's loop** ([`delete_row`], [`update_row`]): call the
 //! operation; on `WaitFor(x)` wait with `Transam::wait_for_xid` (no lock
 //! held) and try again; on `FollowUpdate` (read committed) fetch the newer
-//! version, check the chain link (`is_next_version`), let the caller
+//! version, check the chain link (`is_next_version`; no tuple there, or
+//! one with another xmin, means VACUUM removed the version and maybe
+//! reused the slot: the row is gone, `vacuum.rs` V5), let the caller
 //! re-evaluate its WHERE clause on it (and, for an update, compute the new
 //! tuple from it), and try again on that version.
 //!
@@ -626,7 +629,7 @@ pub fn heap_update(
     }
 
     // Another page: both locked in block order, the old tuple judged again.
-    let mut targets = UpdateTargets::new();
+    let mut targets = UpdateTargets::new(need);
     loop {
         let mut pair = targets.next_pair(ctx, rel, &old_buf)?;
         if let Some(r) = not_proceeding(check_write(ctx, &pair.old, otid, xact, WriteKind::Update)?)

@@ -33,6 +33,12 @@
 //!                                | u16 new_offnum                           18 bytes
 //!    block 0    the new version's page, data as INSERT's block 0
 //!    block 1    the old version's page, only if it is another page; no data
+//!
+//!  op 0x30 PRUNE    (VACUUM; header xid 0)
+//!    main data  xl_heap_prune    u16 ndead | u16 nunused                    4 bytes
+//!    block 0    the page; image per rule W3
+//!               data (absent when the image is there): ndead u16 offsets
+//!               made LP_DEAD, then nunused u16 offsets made LP_UNUSED
 //! ```
 //!
 //! `infobits_set` uses PostgreSQL's `XLHL_*` bits (only `XLHL_KEYS_UPDATED`
@@ -46,6 +52,13 @@
 //! Redo rebuilds the tuple header: xmin = the record's xid, xmax = 0, cid
 //! from the main data, ctid = its own tid; infomask2, infomask and hoff from
 //! `xl_heap_header`.
+//!
+//! PRUNE is VACUUM's one page change ([`prune_page`], `vacuum.rs`): normal
+//! line pointers of dead tuples become LP_DEAD (their index entries still
+//! point there) or, when the table has no index or the index entries are
+//! gone, LP_UNUSED; then the page is defragmented. PostgreSQL logs the
+//! first as Heap2 PRUNE and the second as Heap2 VACUUM; with no HOT chains
+//! (no redirects) one record with two lists does both.
 //!
 //! # Rules
 //!
@@ -104,7 +117,7 @@ use crate::heap::tuple::{
     HEAP_XMAX_COMMITTED, HEAP_XMAX_EXCL_LOCK, HEAP_XMAX_INVALID, HEAP_XMAX_IS_MULTI,
     HEAP_XMAX_KEYSHR_LOCK, HEAP_XMAX_LOCK_ONLY, SIZEOF_HEAP_TUPLE_HEADER,
 };
-use crate::page::{OffsetNumber, Page};
+use crate::page::{LpFlags, OffsetNumber, Page};
 use crate::types::{BlockNumber, ForkNumber, Lsn, RelFileLocator, Xid, BLCKSZ};
 use crate::wal::{
     wal_error_to_pg, AppendedRecord, AssembledRecord, BlockFlags, BlockRef, DecodedRecord,
@@ -115,6 +128,7 @@ use crate::wal::{
 pub const XLOG_HEAP_INSERT: u8 = 0x00;
 pub const XLOG_HEAP_DELETE: u8 = 0x10;
 pub const XLOG_HEAP_UPDATE: u8 = 0x20;
+pub const XLOG_HEAP_PRUNE: u8 = 0x30;
 pub const XLOG_HEAP_OPMASK: u8 = 0x70;
 /// The (new) tuple's page is initialised by the record (rule W4).
 pub const XLOG_HEAP_INIT_PAGE: u8 = 0x80;
@@ -238,6 +252,97 @@ impl XlHeapUpdate {
     }
 }
 
+/// `xl_heap_prune`: how many offsets each list in block 0's data holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XlHeapPrune {
+    pub ndead: u16,
+    pub nunused: u16,
+}
+
+impl XlHeapPrune {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4);
+        v.extend_from_slice(&self.ndead.to_le_bytes());
+        v.extend_from_slice(&self.nunused.to_le_bytes());
+        v
+    }
+
+    pub fn decode(data: &[u8]) -> Result<XlHeapPrune, PgError> {
+        let mut r = Reader::new(data, "xl_heap_prune");
+        let rec = XlHeapPrune {
+            ndead: r.u16()?,
+            nunused: r.u16()?,
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+}
+
+/// Block 0's data of a PRUNE record: the two offset lists.
+pub fn prune_offsets_data(dead: &[OffsetNumber], unused: &[OffsetNumber]) -> Vec<u8> {
+    dead.iter()
+        .chain(unused)
+        .flat_map(|o| o.0.to_le_bytes())
+        .collect()
+}
+
+/// The two offset lists of a PRUNE record's block data.
+fn decode_prune_offsets(
+    xl: &XlHeapPrune,
+    data: &[u8],
+) -> Result<(Vec<OffsetNumber>, Vec<OffsetNumber>), PgError> {
+    let (nd, nu) = (usize::from(xl.ndead), usize::from(xl.nunused));
+    if data.len() != 2 * (nd + nu) {
+        return Err(corrupt(format!(
+            "PRUNE block data of {} bytes for {nd} + {nu} offsets",
+            data.len()
+        )));
+    }
+    let mut offsets = data
+        .chunks_exact(2)
+        .map(|c| OffsetNumber(u16::from_le_bytes([c[0], c[1]])));
+    let dead = offsets.by_ref().take(nd).collect();
+    Ok((dead, offsets.collect()))
+}
+
+/// VACUUM's change to a heap page (PostgreSQL's `heap_page_prune_execute`
+/// and `lazy_vacuum_heap_page`): every offset in `dead`, a normal tuple,
+/// becomes LP_DEAD without storage; every offset in `unused`, a normal
+/// tuple or an LP_DEAD slot, becomes LP_UNUSED; then the page is
+/// defragmented. Used by vacuum and by redo. On an error (an offset that
+/// is not in that state, or a corrupt page) the page may be half changed:
+/// vacuum applies it to a copy first.
+pub fn prune_page(
+    page: &mut [u8; BLCKSZ],
+    dead: &[OffsetNumber],
+    unused: &[OffsetNumber],
+) -> Result<(), PgError> {
+    let mut p = Page::new(page);
+    let state =
+        |p: &Page<&mut [u8; BLCKSZ]>, off: OffsetNumber| p.item_id(off).map(|lp| lp.flags());
+    for &off in dead {
+        if state(&p, off) != Some(LpFlags::Normal) {
+            return Err(prune_bad_offset(off, "dead"));
+        }
+        p.set_dead(off)?;
+    }
+    for &off in unused {
+        if !matches!(state(&p, off), Some(LpFlags::Normal | LpFlags::Dead)) {
+            return Err(prune_bad_offset(off, "unused"));
+        }
+        p.set_unused(off)?;
+    }
+    p.repair_fragmentation()?;
+    Ok(())
+}
+
+fn prune_bad_offset(off: OffsetNumber, to: &str) -> PgError {
+    PgError::new(
+        SqlState::DATA_CORRUPTED,
+        format!("line pointer {off} cannot be made {to}: not a tuple"),
+    )
+}
+
 /// A record that passed its CRC but cannot be replayed: a bug or an
 /// incompatible format. The startup process stops (PANIC).
 fn corrupt(what: impl std::fmt::Display) -> PgError {
@@ -329,6 +434,12 @@ fn rebuild_tuple(data: &[u8], xmin: Xid, cid: u32, tid: ItemPointer) -> Result<V
 /// Puts `tuple` on the page, at `offnum` (redo) or wherever the page puts
 /// it (`None`: a free line pointer or a new one), and sets its ctid to its
 /// own tid. Returns the offset number. Used by insert, update and redo.
+///
+/// A tuple appended after the last line pointer clears
+/// `PD_HAS_FREE_LINES`: `add_item` appends only when the hint is off or
+/// its search found no free slot (and then clears it), so redo, which
+/// names the offset and does not search, must clear it too to give the
+/// same bytes.
 pub fn put_tuple(
     page: &mut [u8; BLCKSZ],
     blkno: BlockNumber,
@@ -336,6 +447,7 @@ pub fn put_tuple(
     offnum: Option<OffsetNumber>,
 ) -> Result<OffsetNumber, PgError> {
     let mut p = Page::new(page);
+    let appended_at = OffsetNumber(p.max_offset().0 + 1);
     let off = p
         .add_item(tuple, offnum, true)?
         .ok_or_else(|| PgError::internal("failed to add tuple"))?;
@@ -343,6 +455,9 @@ pub fn put_tuple(
         return Err(PgError::internal(
             "failed to add tuple at its logged offset",
         ));
+    }
+    if off == appended_at {
+        p.set_has_free_lines(false);
     }
     let item = p
         .get_item_mut(off)?
@@ -517,6 +632,7 @@ pub fn heap_redo(
         XLOG_HEAP_INSERT => redo.insert(record),
         XLOG_HEAP_DELETE => redo.delete(record),
         XLOG_HEAP_UPDATE => redo.update(record),
+        XLOG_HEAP_PRUNE => redo.prune(record),
         op => Err(corrupt(format!("unknown op code {op:#04x} at {start}"))),
     }
 }
@@ -565,6 +681,18 @@ impl<'m> Redo<'_, 'm> {
         if let RedoPage::NeedsRedo(mut page) = self.prepare(&block, false)? {
             let own = ItemPointer::new(block.blkno, xl.offnum);
             mark_tuple_replaced(&mut page, xl.offnum, xl.xmax, xl.cid, xl.infobits_set, own)?;
+            finish(page, self.end);
+        }
+        Ok(())
+    }
+
+    fn prune(&mut self, record: &DecodedRecord) -> Result<(), PgError> {
+        let xl = XlHeapPrune::decode(record.main_data())?;
+        let block = self.block(record, 0)?;
+        if let RedoPage::NeedsRedo(mut page) = self.prepare(&block, false)? {
+            let data = block.data().unwrap_or(&[]);
+            let (dead, unused) = decode_prune_offsets(&xl, data)?;
+            prune_page(&mut page, &dead, &unused)?;
             finish(page, self.end);
         }
         Ok(())
@@ -766,6 +894,20 @@ mod tests {
         };
         assert_eq!(upd.encode().len(), 18);
         assert_eq!(XlHeapUpdate::decode(&upd.encode()).unwrap(), upd);
+
+        let prune = XlHeapPrune {
+            ndead: 3,
+            nunused: 1,
+        };
+        assert_eq!(prune.encode().len(), 4);
+        assert_eq!(XlHeapPrune::decode(&prune.encode()).unwrap(), prune);
+        let offs = |v: &[u16]| v.iter().map(|&o| OffsetNumber(o)).collect::<Vec<_>>();
+        let data = prune_offsets_data(&offs(&[2, 5, 9]), &offs(&[4]));
+        assert_eq!(
+            decode_prune_offsets(&prune, &data).unwrap(),
+            (offs(&[2, 5, 9]), offs(&[4]))
+        );
+        assert!(decode_prune_offsets(&prune, &data[..6]).is_err());
 
         let short = XlHeapDelete::decode(&del.encode()[..15]).unwrap_err();
         assert_eq!(short.code, SqlState::DATA_CORRUPTED);

@@ -5,14 +5,20 @@
 //! - [`heapam`]: insert, fetch, scan, delete, update (PostgreSQL's
 //!   `heapam.c`), and the executor's wait / follow-the-chain loop.
 //! - [`hio`]: finding a page with room for a new tuple (`hio.c`).
+//! - [`fsm`]: the free space map, one byte per heap block in the FSM fork
+//!   (`freespace.c`).
+//! - [`vacuum`]: VACUUM (pruning dead tuples in two passes around the
+//!   index cleanup, tail truncation) and ANALYZE's counts (`vacuumlazy.c`).
 //! - [`heapam_xlog`]: the Heap WAL records, the page changes they describe,
 //!   and `heap_redo` (`heapam_xlog.h`, `heap_redo`).
 pub mod datum;
+pub mod fsm;
 pub mod heapam;
 pub mod heapam_xlog;
 pub mod hio;
 pub mod scan_all;
 pub mod tuple;
+pub mod vacuum;
 
 pub use heapam::{
     delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_update, update_row,
@@ -20,6 +26,10 @@ pub use heapam::{
     UpdateRecheck, XidWaiter,
 };
 pub use heapam_xlog::heap_redo;
+pub use vacuum::{
+    dead_tid_lookup, heap_analyze, heap_truncate_tail, heap_vacuum, AnalyzeStats, IndexCleanup,
+    VacuumOptions, VacuumStats,
+};
 
 #[cfg(test)]
 mod cross_process_tests;
@@ -29,3 +39,5 @@ mod redo_tests;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vacuum_tests;

@@ -200,8 +200,9 @@ impl<'r, 'c, 'b> Replay<'r, 'c, 'b> {
     /// PostgreSQL's `smgr_redo` for a truncation: the main fork is created
     /// if missing (later records may use it), its buffers past the new end
     /// are dropped, and the file is shortened if it is longer. The visibility
-    /// map and free space map forks do not exist yet; their flags are
-    /// accepted and ignored.
+    /// map does not exist yet; the free space map is not WAL-logged (VACUUM
+    /// cleared the cut blocks' entries before logging, and a stale entry is
+    /// only a hint, `heap::fsm` F1): their flags are accepted and ignored.
     fn truncate(&mut self, t: SmgrTruncate) -> Result<(), PgError> {
         if t.flags & SMGR_TRUNCATE_HEAP == 0 {
             return Ok(());
