@@ -159,6 +159,7 @@ mod simple_query;
 mod statement;
 pub mod tables;
 mod utility;
+mod vacuum;
 pub mod xact;
 
 #[cfg(test)]

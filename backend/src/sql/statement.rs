@@ -119,6 +119,7 @@ pub fn uses_tables(node: &N) -> bool {
             | N::DropStmt(_)
             | N::TruncateStmt(_)
             | N::CopyStmt(_)
+            | N::VacuumStmt(_)
             | N::IndexStmt(_)
             | N::AlterTableStmt(_)
             | N::PrepareStmt(_)
@@ -440,6 +441,9 @@ fn run_utility(
         N::TruncateStmt(s) if session.engine.is_some() => {
             check_read_write(session, "TRUNCATE TABLE")?;
             tables::exec_truncate(session, query, s)
+        }
+        N::VacuumStmt(s) if session.engine.is_some() => {
+            super::vacuum::exec_vacuum(session, query, s)
         }
         N::CopyStmt(s) if session.engine.is_some() => {
             if s.is_from {

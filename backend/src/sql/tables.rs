@@ -1066,6 +1066,43 @@ pub fn reload(session: &mut Session, rel: &RelationInfo) -> PgResult<Arc<Relatio
     })
 }
 
+/// Every user table of the database (VACUUM and ANALYZE without a list).
+pub fn user_tables(session: &mut Session) -> PgResult<Vec<Arc<RelationInfo>>> {
+    let xact = session.storage.current();
+    let engine = session.engine.as_mut().ok_or_else(no_storage)?;
+    let snapshot = catalog_snapshot(&session.storage)?;
+    let db = engine.db;
+    let c = |n| catalog::PG_CLASS.column_index(n);
+    let rows = catalog::scan_catalog(
+        &mut engine.heap_ctx(),
+        &catalog::PG_CLASS,
+        db,
+        snapshot,
+        xact,
+        |v| {
+            v[c("relkind")] == Some(storage::heap::datum::Datum::Char(catalog::RELKIND_RELATION))
+                && v[c("relnamespace")] == catalog::oid(catalog::PG_PUBLIC_NAMESPACE)
+        },
+    )?;
+    let mut out = Vec::new();
+    for (_, row) in rows {
+        let Some(storage::heap::datum::Datum::Name(name)) = row[c("relname")].clone() else {
+            continue;
+        };
+        if let Some(info) = catalog::lookup_relation(
+            &mut engine.heap_ctx(),
+            db,
+            catalog::PG_PUBLIC_NAMESPACE,
+            &name,
+            snapshot,
+            xact,
+        )? {
+            out.push(Arc::new(info));
+        }
+    }
+    Ok(out)
+}
+
 /// The table index `index_oid` belongs to, with its indexes.
 pub fn index_table(session: &mut Session, index_oid: Oid) -> PgResult<Option<Arc<RelationInfo>>> {
     let xact = session.storage.current();

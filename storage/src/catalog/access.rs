@@ -561,3 +561,33 @@ pub fn set_attnotnull(
         _ => Err(PgError::internal("tuple concurrently updated")),
     }
 }
+
+/// Records `relpages` (VACUUM and ANALYZE) in relation `oid`'s `pg_class`
+/// row, in the caller's transaction.
+pub fn set_relpages(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    pages: i32,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<(), PgError> {
+    let class = catalog_relation(&PG_CLASS, db);
+    let rows = scan_catalog(ctx, &PG_CLASS, db, snapshot, *xact, |v| {
+        get_oid(&v[0]) == oid
+    })?;
+    let Some((tid, mut values)) = rows.into_iter().next() else {
+        return Ok(());
+    };
+    let i = PG_CLASS.column_index("relpages");
+    if values[i] == Some(Datum::Int4(pages)) {
+        return Ok(());
+    }
+    values[i] = Some(Datum::Int4(pages));
+    let tuple = class.form(&values)?;
+    match update_row(ctx, &class, xact, tid, tuple, &mut |_| Ok(None), interrupts)? {
+        RowOutcome::Updated { .. } => Ok(()),
+        _ => Err(PgError::internal("tuple concurrently updated")),
+    }
+}

@@ -45,8 +45,8 @@ pub mod defs;
 
 pub use access::{
     create_index_rows, create_relation_rows, delete_relation_rows, lookup_namespace,
-    lookup_relation, scan_catalog, set_attnotnull, set_relfilenode, CatalogRow, ColumnInfo,
-    IndexInfo, NewColumn, RelationInfo,
+    lookup_relation, scan_catalog, set_attnotnull, set_relfilenode, set_relpages, CatalogRow,
+    ColumnInfo, IndexInfo, NewColumn, RelationInfo,
 };
 pub use bootstrap::{bootstrap_catalogs, BootstrapDatabase};
 pub use defs::*;
