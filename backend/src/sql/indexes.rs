@@ -484,6 +484,8 @@ pub fn drop_table_indexes(session: &mut Session, rel: &RelationInfo) -> PgResult
             kind: catalog::RELKIND_INDEX,
             shared: false,
             indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
             columns: Vec::new(),
         };
         tables::drop_relation_rows(session, &as_relation)?;
@@ -565,7 +567,6 @@ pub fn exec_alter_table(
                 format!("relation \"{}\" does not exist", tables::display_name(rv)),
             )
         })?;
-    let _ = query;
     for cmd in &stmt.cmds {
         let Some(N::AlterTableCmd(c)) = inner(cmd) else {
             return Err(PgError::internal(
@@ -580,9 +581,14 @@ pub fn exec_alter_table(
         let Some(N::Constraint(con)) = c.def.as_deref().and_then(inner) else {
             return Err(PgError::internal("ADD CONSTRAINT without a constraint"));
         };
+        if super::foreign_keys::is_foreign_key(con) {
+            super::foreign_keys::add_foreign_key(session, query, &rel, con, None)?;
+            rel = tables::reload(session, &rel)?;
+            continue;
+        }
         let Some(key) = key_constraint(con, None)? else {
             return Err(PgError::unsupported(
-                "constraints other than PRIMARY KEY and UNIQUE are not supported yet",
+                "constraints other than PRIMARY KEY, UNIQUE and FOREIGN KEY are not supported yet",
             ));
         };
         // As PostgreSQL: the index is built first, then (for a primary key)

@@ -150,6 +150,7 @@ mod plan;
 // Statements and transactions.
 mod copy;
 pub mod extended;
+mod foreign_keys;
 mod index_path;
 mod indexes;
 mod modify;

@@ -39,6 +39,7 @@ use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
 use super::expr::Query;
 use super::expr::{Expr, FromSource, RangeTable, TargetEntry};
+use super::foreign_keys;
 use super::index_path;
 use super::indexes;
 use super::io;
@@ -645,17 +646,19 @@ pub struct RowInserter {
     rel: Arc<RelationInfo>,
     heap: HeapRelation,
     indexes: Vec<(storage::catalog::IndexInfo, storage::btree::BtreeIndex)>,
+    foreign_keys: Vec<foreign_keys::FkCheck>,
 }
 
 impl RowInserter {
     pub fn new(
-        scan: &ScanCtx<'_>,
+        scan: &mut ScanCtx<'_>,
         rel: &Arc<RelationInfo>,
         heap: HeapRelation,
     ) -> PgResult<RowInserter> {
         Ok(RowInserter {
             rel: rel.clone(),
             indexes: indexes::open_indexes(rel, scan.engine.db)?,
+            foreign_keys: foreign_keys::checks_for(scan, rel)?,
             heap,
         })
     }
@@ -663,6 +666,10 @@ impl RowInserter {
     /// Inserts one row of values of the table's columns.
     pub fn insert(&self, env: &ExecEnv, scan: &mut ScanCtx<'_>, values: &[Datum]) -> PgResult<()> {
         let tuple = form_row(env, &self.rel, &self.heap, values)?;
+        if !self.foreign_keys.is_empty() {
+            let stored = stored_row(&self.rel, values)?;
+            foreign_keys::check_row(scan, &self.foreign_keys, &stored, None)?;
+        }
         let tid = heap_insert(&mut scan.engine.heap_ctx(), &self.heap, &scan.xact, &tuple)?;
         if !self.indexes.is_empty() {
             let stored = stored_row(&self.rel, values)?;
@@ -783,9 +790,16 @@ pub fn run_update(
     };
     let mut n = 0u64;
     let indexes = indexes::open_indexes(rel, scan.engine.db)?;
+    let fk_checks = foreign_keys::checks_for(scan, rel)?;
+    let referrers = foreign_keys::referrer_checks(scan, rel)?;
     for unit in scan_units(scan, env, rel, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, old) in unit_rows(scan, &heap, unit)? {
+            let old_stored = if fk_checks.is_empty() && referrers.is_empty() {
+                None
+            } else {
+                Some(stored_row(rel, &old)?)
+            };
             let Some(new) = new_row(env, old)? else {
                 continue;
             };
@@ -818,6 +832,17 @@ pub fn run_update(
             if let RowOutcome::Updated { new_tid, .. } = outcome {
                 n += 1;
                 if let Some(row) = final_row {
+                    if let Some(old_stored) = &old_stored {
+                        let new_stored = stored_row(rel, &row)?;
+                        foreign_keys::check_row(scan, &fk_checks, &new_stored, Some(old_stored))?;
+                        foreign_keys::check_still_referenced(
+                            scan,
+                            &referrers,
+                            &rel.name,
+                            old_stored,
+                            Some(&new_stored),
+                        )?;
+                    }
                     if !indexes.is_empty() {
                         // No HOT: every new version gets index entries.
                         let stored = stored_row(rel, &row)?;
@@ -849,6 +874,7 @@ pub fn run_delete(
     let qual = plan.qual.clone().map(|q| fold_expr(q, env)).transpose()?;
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
+    let referrers = foreign_keys::referrer_checks(scan, &plan.rel)?;
     let mut n = 0u64;
     for unit in scan_units(scan, env, &plan.rel, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
@@ -877,6 +903,16 @@ pub fn run_delete(
             };
             if let RowOutcome::Deleted { .. } = outcome {
                 n += 1;
+                if !referrers.is_empty() {
+                    let old_stored = stored_row(&plan.rel, &deleted_row)?;
+                    foreign_keys::check_still_referenced(
+                        scan,
+                        &referrers,
+                        &plan.rel.name,
+                        &old_stored,
+                        None,
+                    )?;
+                }
                 send_returning(&returning, env, deleted_row, dest)?;
             }
         }

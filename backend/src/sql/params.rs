@@ -315,6 +315,8 @@ mod tests {
             kind: b'r',
             shared: false,
             indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
             columns: vec![
                 column("a", TypeOid::INT4, -1, 1),
                 column("b", TypeOid::TEXT, -1, 2),

@@ -631,8 +631,13 @@ pub fn exec_create_table(
     let ps = ParseState::new(query, io);
     let mut columns: Vec<NewColumn> = Vec::new();
     let mut keys: Vec<super::indexes::KeyConstraint> = Vec::new();
+    let mut foreign: Vec<(pb::Constraint, Option<String>)> = Vec::new();
     for elt in &stmt.table_elts {
         if let Some(N::Constraint(con)) = inner(elt) {
+            if super::foreign_keys::is_foreign_key(con) {
+                foreign.push(((**con).clone(), None));
+                continue;
+            }
             match super::indexes::key_constraint(con, None)? {
                 Some(k) => keys.push(k),
                 None => {
@@ -672,6 +677,9 @@ pub fn exec_create_table(
             match pb::ConstrType::from_i32(con.contype) {
                 Some(pb::ConstrType::ConstrNotnull) => not_null = true,
                 Some(pb::ConstrType::ConstrNull) => not_null = false,
+                Some(pb::ConstrType::ConstrForeign) => {
+                    foreign.push(((**con).clone(), Some(cd.colname.clone())));
+                }
                 Some(pb::ConstrType::ConstrPrimary | pb::ConstrType::ConstrUnique) => {
                     if let Some(k) = super::indexes::key_constraint(con, Some(&cd.colname))? {
                         not_null |= k.primary;
@@ -836,6 +844,10 @@ pub fn exec_create_table(
         rel = reload(session, &rel)?;
         super::indexes::add_constraint_index(session, &rel, &k.name, &k.columns, k.primary)?;
     }
+    for (con, column) in foreign {
+        rel = reload(session, &rel)?;
+        super::foreign_keys::add_foreign_key(session, query, &rel, &con, column.as_deref())?;
+    }
     Ok("CREATE TABLE".into())
 }
 
@@ -950,6 +962,10 @@ pub fn exec_truncate(
         if !targets.iter().any(|t: &Arc<RelationInfo>| t.oid == rel.oid) {
             targets.push(rel);
         }
+    }
+    let truncated: Vec<Oid> = targets.iter().map(|t| t.oid).collect();
+    for rel in &targets {
+        super::foreign_keys::check_truncate(session, rel, &truncated)?;
     }
     for rel in targets {
         let db = session.engine.as_ref().ok_or_else(no_storage)?.db;
@@ -1228,7 +1244,19 @@ pub fn exec_drop_table(
         }
     }
     let _ = query;
+    let dropped: Vec<Oid> = targets.iter().map(|t| t.oid).collect();
+    let cascade = stmt.behavior == pb::DropBehavior::DropCascade as i32;
+    for rel in &targets {
+        super::foreign_keys::drop_referencing_keys(session, rel, &dropped, cascade, dest)?;
+    }
     for rel in targets {
+        let db = session.engine.as_ref().ok_or_else(no_storage)?.db;
+        for fk in &rel.foreign_keys {
+            session.storage.inval_push(InvalMessage {
+                db,
+                rel: fk.ref_table,
+            });
+        }
         super::indexes::drop_table_indexes(session, &rel)?;
         drop_relation_rows(session, &rel).map_err(|e| {
             if e.code == SqlState::UNDEFINED_TABLE {

@@ -45,6 +45,10 @@ pub struct RelationInfo {
     pub shared: bool,
     /// The relation's indexes (none for an index).
     pub indexes: Vec<IndexInfo>,
+    /// Its foreign keys (it references other tables).
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Foreign keys of other tables (or its own) that reference it.
+    pub referenced_by: Vec<ForeignKey>,
     /// Live columns in attnum order.
     pub columns: Vec<ColumnInfo>,
 }
@@ -221,8 +225,95 @@ pub fn lookup_relation(
         kind: get_char(&row[c("relkind")]),
         shared: get_bool(&row[c("relisshared")]),
         indexes: relation_indexes(ctx, db, oid, snapshot, xact)?,
+        foreign_keys: relation_fks(ctx, db, oid, "conrelid", snapshot, xact)?,
+        referenced_by: relation_fks(ctx, db, oid, "confrelid", snapshot, xact)?,
         columns,
     }))
+}
+
+/// A foreign key, from `pg_constraint`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForeignKey {
+    pub oid: Oid,
+    pub name: String,
+    /// The referencing table and its columns (attnums).
+    pub table: Oid,
+    pub columns: Vec<i16>,
+    /// The referenced table, its columns, and the unique index on them.
+    pub ref_table: Oid,
+    pub ref_columns: Vec<i16>,
+    pub ref_index: Oid,
+}
+
+fn attnums(v: &Option<Datum>) -> Vec<i16> {
+    match v {
+        Some(Datum::Text(t)) => t
+            .split_whitespace()
+            .filter_map(|n| n.parse::<i16>().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn relation_fks(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    table: Oid,
+    column: &str,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Vec<ForeignKey>, PgError> {
+    let k = |n| PG_CONSTRAINT.column_index(n);
+    let which = k(column);
+    let rows = scan_catalog(ctx, &PG_CONSTRAINT, db, snapshot, xact, |v| {
+        get_oid(&v[which]) == table && get_char(&v[k("contype")]) == b'f'
+    })?;
+    let mut out: Vec<ForeignKey> = rows
+        .into_iter()
+        .map(|(_, v)| ForeignKey {
+            oid: get_oid(&v[k("oid")]),
+            name: get_name(&v[k("conname")]).to_owned(),
+            table: get_oid(&v[k("conrelid")]),
+            columns: attnums(&v[k("conkey")]),
+            ref_table: get_oid(&v[k("confrelid")]),
+            ref_columns: attnums(&v[k("confkey")]),
+            ref_index: get_oid(&v[k("conindid")]),
+        })
+        .collect();
+    out.sort_by_key(|f| f.oid);
+    Ok(out)
+}
+
+/// Inserts a foreign key's `pg_constraint` row.
+pub fn create_foreign_key_row(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    namespace: Oid,
+    fk: &ForeignKey,
+    xact: &CurrentXact,
+) -> Result<(), PgError> {
+    let constraint = catalog_relation(&PG_CONSTRAINT, db);
+    let list = |a: &[i16]| {
+        Some(Datum::Text(
+            a.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))
+    };
+    let row = vec![
+        super::defs::oid(fk.oid),
+        super::defs::name(&fk.name),
+        super::defs::oid(namespace),
+        Some(Datum::Char(b'f')),
+        super::defs::oid(fk.table),
+        super::defs::oid(fk.ref_table),
+        super::defs::oid(fk.ref_index),
+        list(&fk.columns),
+        list(&fk.ref_columns),
+    ];
+    heap_insert(ctx, &constraint, xact, &constraint.form(&row)?)?;
+    Ok(())
 }
 
 /// An index of a relation, from `pg_index` and its `pg_class` row.
@@ -432,6 +523,8 @@ pub fn create_relation_rows(
         kind: RELKIND_RELATION,
         shared: false,
         indexes: Vec::new(),
+        foreign_keys: Vec::new(),
+        referenced_by: Vec::new(),
         columns: infos,
     })
 }
@@ -476,6 +569,15 @@ pub fn delete_relation_rows(
     })?;
     for (tid, _) in rows {
         delete_row(ctx, &attrdef, xact, tid, &mut |_| Ok(false), interrupts)?;
+    }
+    // The relation's foreign keys (those referencing it are the caller's).
+    let constraint = catalog_relation(&PG_CONSTRAINT, db);
+    let conrelid = PG_CONSTRAINT.column_index("conrelid");
+    let rows = scan_catalog(ctx, &PG_CONSTRAINT, db, snapshot, *xact, |v| {
+        get_oid(&v[conrelid]) == oid
+    })?;
+    for (tid, _) in rows {
+        delete_row(ctx, &constraint, xact, tid, &mut |_| Ok(false), interrupts)?;
     }
     // An index's own pg_index row (the table's indexes are dropped one by
     // one by the caller, each through this function).
@@ -590,4 +692,45 @@ pub fn set_relpages(
         RowOutcome::Updated { .. } => Ok(()),
         _ => Err(PgError::internal("tuple concurrently updated")),
     }
+}
+
+/// Deletes the `pg_constraint` row `oid` (DROP ... CASCADE of a foreign key
+/// whose referenced table goes).
+pub fn delete_constraint_row(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    interrupts: &mut dyn FnMut() -> Result<(), PgError>,
+) -> Result<(), PgError> {
+    let constraint = catalog_relation(&PG_CONSTRAINT, db);
+    let rows = scan_catalog(ctx, &PG_CONSTRAINT, db, snapshot, *xact, |v| {
+        get_oid(&v[0]) == oid
+    })?;
+    for (tid, _) in rows {
+        delete_row(ctx, &constraint, xact, tid, &mut |_| Ok(false), interrupts)?;
+    }
+    Ok(())
+}
+
+/// Relation `oid` with its columns, indexes and keys (a lookup by OID, for
+/// foreign keys and indexes, whose catalog rows name tables by OID).
+pub fn lookup_relation_by_oid(
+    ctx: &mut HeapContext<'_, '_>,
+    db: Oid,
+    oid: Oid,
+    snapshot: &Snapshot,
+    xact: CurrentXact,
+) -> Result<Option<RelationInfo>, PgError> {
+    let c = |n| PG_CLASS.column_index(n);
+    let rows = scan_catalog(ctx, &PG_CLASS, db, snapshot, xact, |v| {
+        get_oid(&v[0]) == oid
+    })?;
+    let Some((_, row)) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let name = get_name(&row[c("relname")]).to_owned();
+    let namespace = get_oid(&row[c("relnamespace")]);
+    lookup_relation(ctx, db, namespace, &name, snapshot, xact)
 }

@@ -88,6 +88,7 @@ pub fn bootstrap_catalogs(
         write_catalog(&mut smgr, &PG_ATTRIBUTE, d.oid, attribute_rows())?;
         write_catalog(&mut smgr, &PG_ATTRDEF, d.oid, Vec::new())?;
         write_catalog(&mut smgr, &PG_INDEX, d.oid, Vec::new())?;
+        write_catalog(&mut smgr, &PG_CONSTRAINT, d.oid, Vec::new())?;
     }
     Ok(())
 }

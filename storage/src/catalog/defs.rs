@@ -16,6 +16,7 @@ pub const PG_DATABASE_OID: Oid = Oid(1262);
 pub const PG_NAMESPACE_OID: Oid = Oid(2615);
 pub const PG_ATTRDEF_OID: Oid = Oid(2604);
 pub const PG_INDEX_OID: Oid = Oid(2610);
+pub const PG_CONSTRAINT_OID: Oid = Oid(2606);
 /// `pg_am`'s btree access method.
 pub const BTREE_AM_OID: Oid = Oid(403);
 
@@ -201,8 +202,27 @@ pub static PG_INDEX: CatalogTable = CatalogTable {
     ],
 };
 
+/// Constraints that are not indexes or NOT NULL: foreign keys (`contype`
+/// `f`). `conkey`/`confkey` hold attribute numbers as `1 2`.
+pub static PG_CONSTRAINT: CatalogTable = CatalogTable {
+    oid: PG_CONSTRAINT_OID,
+    name: "pg_constraint",
+    shared: false,
+    columns: &[
+        col("oid", OIDOID),
+        col("conname", NAMEOID),
+        col("connamespace", OIDOID),
+        col("contype", CHAROID),
+        col("conrelid", OIDOID),
+        col("confrelid", OIDOID),
+        col("conindid", OIDOID),
+        col("conkey", TEXTOID),
+        col("confkey", TEXTOID),
+    ],
+};
+
 /// Every catalog, in the order `initdb` lists them in `pg_class`.
-pub static CATALOGS: [&CatalogTable; 8] = [
+pub static CATALOGS: [&CatalogTable; 9] = [
     &PG_TYPE,
     &PG_ATTRIBUTE,
     &PG_CLASS,
@@ -211,6 +231,7 @@ pub static CATALOGS: [&CatalogTable; 8] = [
     &PG_NAMESPACE,
     &PG_ATTRDEF,
     &PG_INDEX,
+    &PG_CONSTRAINT,
 ];
 
 impl CatalogTable {

@@ -2,7 +2,7 @@
 //! OIDs, names and column names), the rows `initdb` writes into them, and
 //! the reads and writes a backend makes on them.
 //!
-//! Eight catalogs, each a heap relation whose relfilenode is its OID:
+//! Nine catalogs, each a heap relation whose relfilenode is its OID:
 //!
 //! ```text
 //!  catalog       oid   where                what a row describes
@@ -12,6 +12,7 @@
 //!  pg_namespace  2615  base/<db>/2615       a schema (pg_catalog 11, public 2200)
 //!  pg_attrdef    2604  base/<db>/2604       a column's default (as SQL text)
 //!  pg_index      2610  base/<db>/2610       an index: its table, columns, uniqueness
+//!  pg_constraint 2606  base/<db>/2606       a foreign key
 //!  pg_authid     1260  global/1260          a role (the bootstrap superuser is 10)
 //!  pg_database   1262  global/1262          a database (template1 1, template0 4, postgres 5)
 //! ```
@@ -44,9 +45,10 @@ mod bootstrap;
 pub mod defs;
 
 pub use access::{
-    create_index_rows, create_relation_rows, delete_relation_rows, lookup_namespace,
-    lookup_relation, scan_catalog, set_attnotnull, set_relfilenode, set_relpages, CatalogRow,
-    ColumnInfo, IndexInfo, NewColumn, RelationInfo,
+    create_foreign_key_row, create_index_rows, create_relation_rows, delete_constraint_row,
+    delete_relation_rows, lookup_namespace, lookup_relation, lookup_relation_by_oid, scan_catalog,
+    set_attnotnull, set_relfilenode, set_relpages, CatalogRow, ColumnInfo, ForeignKey, IndexInfo,
+    NewColumn, RelationInfo,
 };
 pub use bootstrap::{bootstrap_catalogs, BootstrapDatabase};
 pub use defs::*;
