@@ -89,22 +89,27 @@
 //! # Tables
 //!
 //! A statement that uses tables first takes its snapshot
-//! (`tables::begin_statement`). `SELECT` over one table resolves the FROM
+//! (`tables::begin_statement`) and locks its tables (`tables::open_relation`).
+//! `SELECT` over one table (or `generate_series` in FROM) resolves the FROM
 //! item through the relation cache before analysis, and plans a sequential
-//! scan with WHERE, an aggregate node for `count`, a sort for ORDER BY and
-//! LIMIT. INSERT, UPDATE and DELETE are in `modify.rs`, CREATE and DROP
-//! TABLE in `tables.rs`, which also ends the transaction in the storage
-//! engine when `xact.rs` ends it (commit record, flush, commit log).
+//! scan or an index scan (`index_path.rs`: `=`/`<`/`>` ranges on an index's
+//! first column) with WHERE, an aggregate node (`count`, `sum`, `avg`,
+//! `min`, `max`, with GROUP BY and HAVING), a sort for ORDER BY and LIMIT.
+//! INSERT (VALUES or SELECT), UPDATE and DELETE are in `modify.rs`, keeping
+//! indexes (`indexes.rs`) and foreign keys (`foreign_keys.rs`) in step;
+//! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
+//! in the storage engine in `tables.rs`; CREATE/DROP INDEX and ALTER TABLE
+//! ADD constraints in `indexes.rs`; VACUUM and ANALYZE in `vacuum.rs`.
 //!
 //! # What is not here yet
 //!
-//! Joins, GROUP BY, aggregates other than `count`, indexes, DEFAULT and
-//! constraints other than NOT NULL, binary result formats, cursors
-//! (DECLARE/FETCH), and statements other than the ones above, SET/SHOW/RESET,
+//! Joins and subqueries, GROUP BY on expressions, DISTINCT over tables,
+//! aggregates other than the five above, index use for ORDER BY ... LIMIT,
+//! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
+//! table changes, and statements other than the ones above, SET/SHOW/RESET,
 //! DISCARD, PREPARE/EXECUTE/DEALLOCATE and transaction control: they answer
 //! `0A000 ... is not supported yet`.
 
-//!
 //! # Where the next pieces plug in
 //!
 //! Joins: `analyze.rs` resolves several FROM items into a range table,
