@@ -2,7 +2,7 @@
 //! bootstrap mode, reduced to building pages directly).
 //!
 //! For each database: `pg_type` (the built-in types), `pg_namespace`
-//! (pg_catalog, pg_toast, public), `pg_class` (the six catalogs) and
+//! (pg_catalog, pg_toast, public), `pg_class` (the catalogs) and
 //! `pg_attribute` (their columns), in `base/<db>/`; once for the cluster:
 //! `pg_authid` (the bootstrap superuser) and `pg_database`, in `global/`.
 //!

@@ -1,4 +1,4 @@
-//! Catalog definitions: well-known OIDs, the six catalogs' columns, and the
+//! Catalog definitions: well-known OIDs, the catalogs' columns, and the
 //! built-in types `pg_type` lists. Everything here is a constant; the values
 //! are PostgreSQL 15's.
 
