@@ -235,6 +235,11 @@ pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
         Some(S::Oid(o)) => Datum::Oid(o.0),
         Some(S::Char(c)) => Datum::Text(char::from(c).to_string()),
         Some(S::Timestamp(t)) => Datum::TimestampTz(t),
+        Some(S::Numeric(text)) => match crate::sql::numeric::Numeric::parse(&text) {
+            Ok(n) => Datum::Numeric(n),
+            // Only this server writes the column, always in canonical form.
+            Err(_) => Datum::Text(text),
+        },
     }
 }
 

@@ -100,10 +100,15 @@
 //! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
 //! in the storage engine in `tables.rs`; CREATE/DROP INDEX and ALTER TABLE
 //! ADD constraints in `indexes.rs`; VACUUM and ANALYZE in `vacuum.rs`.
+//! Columns may be bool, int2, int4, int8, float8, numeric (with or without
+//! precision and scale), text, varchar(n), char(n) and timestamp; the heap
+//! keeps numeric as its canonical text (`storage::heap::datum`), so its
+//! values read back exactly.
 //!
 //! # What is not here yet
 //!
-//! Joins and subqueries, GROUP BY on expressions, DISTINCT over tables,
+//! Columns of other types (float4, date, timestamptz, bytea, json...),
+//! joins and subqueries, GROUP BY on expressions, DISTINCT over tables,
 //! aggregates other than the five above, index use for ORDER BY ... LIMIT,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
 //! table changes, and statements other than the ones above, SET/SHOW/RESET,

@@ -535,6 +535,7 @@ pub fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
         (Datum::Float8(x), sd::FLOAT8OID) => Stored::Float8(*x),
         (Datum::Text(s), sd::TEXTOID | sd::VARCHAROID | sd::BPCHAROID) => Stored::Text(s.clone()),
         (Datum::TimestampTz(t), sd::TIMESTAMPOID) => Stored::Timestamp(*t),
+        (Datum::Numeric(n), sd::NUMERICOID) => Stored::Numeric(n.to_text()),
         (Datum::Text(s), sd::NAMEOID) => Stored::Name(s.clone()),
         (Datum::Oid(o), sd::OIDOID) => Stored::Oid(Oid(*o)),
         (v, ty) => {

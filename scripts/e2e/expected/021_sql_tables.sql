@@ -182,3 +182,17 @@ truncate br, te, hi;
 drop table br cascade;
 insert into te values (4, 77);
 drop table te, hi;
+-- numeric columns: typmod rounding, ordering, aggregates, an index
+create table nt (id int4 primary key, n numeric(10,2), m numeric);
+insert into nt values (1, 3.14159, 10), (2, -2.5, 1e20), (3, null, 'NaN'), (4, 100, 0.001), (5, -0.004, -7);
+insert into nt values (6, 123456789.999, 0);
+select * from nt order by n, id;
+select * from nt order by m desc;
+select sum(n), avg(m), max(n), min(m), count(n) from nt where id < 4;
+create index nt_m on nt (m);
+select id, m from nt where m > 5 order by m;
+select id, m from nt where m = 0.001;
+update nt set n = n * 3 where id = 1 returning n;
+select n::text, pg_typeof(n) from nt where id = 2;
+copy nt to stdout;
+drop table nt;

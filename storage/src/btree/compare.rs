@@ -19,6 +19,7 @@
 //! | oid | unsigned |
 //! | "char" | unsigned byte |
 //! | timestamp | microseconds |
+//! | numeric | by value, -Infinity < finite < Infinity < NaN (`numeric_cmp`) |
 //!
 //! NULL equals NULL and sorts after every value (NULLS LAST), before with
 //! NULLS FIRST; DESC reverses the value order (PostgreSQL's default for
@@ -94,6 +95,64 @@ fn variant_rank(d: &Datum) -> u8 {
         Datum::Name(_) => 5,
         Datum::Char(_) => 6,
         Datum::Timestamp(_) => 7,
+        Datum::Numeric(_) => 8,
+    }
+}
+
+/// Where a numeric's text form sits among the special values.
+fn numeric_class(s: &str) -> i8 {
+    match s {
+        "-Infinity" => -1,
+        "Infinity" => 1,
+        "NaN" => 2,
+        _ => 0,
+    }
+}
+
+/// Compare two finite, non-negative decimal strings (`digits[.digits]`).
+fn decimal_magnitude_cmp(a: &str, b: &str) -> Ordering {
+    let split = |s: &str| -> (String, String) {
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let int = int.trim_start_matches('0');
+        let frac = frac.trim_end_matches('0');
+        (int.to_owned(), frac.to_owned())
+    };
+    let (ai, af) = split(a);
+    let (bi, bf) = split(b);
+    ai.len()
+        .cmp(&bi.len())
+        .then_with(|| ai.cmp(&bi))
+        .then_with(|| af.cmp(&bf))
+}
+
+/// `numeric_cmp` on the canonical text form the heap stores: -Infinity <
+/// finite values < Infinity < NaN (NaN equals itself, as in PostgreSQL).
+pub fn numeric_text_cmp(a: &str, b: &str) -> Ordering {
+    let (ca, cb) = (numeric_class(a), numeric_class(b));
+    if ca != 0 || cb != 0 {
+        return ca.cmp(&cb);
+    }
+    let (na, ma) = a.strip_prefix('-').map_or((false, a), |m| (true, m));
+    let (nb, mb) = b.strip_prefix('-').map_or((false, b), |m| (true, m));
+    let is_zero = |m: &str| m.bytes().all(|c| c == b'0' || c == b'.');
+    let sign = |neg: bool, m: &str| {
+        if is_zero(m) {
+            0
+        } else if neg {
+            -1
+        } else {
+            1
+        }
+    };
+    let (sa, sb) = (sign(na, ma), sign(nb, mb));
+    if sa != sb {
+        return sa.cmp(&sb);
+    }
+    let mag = decimal_magnitude_cmp(ma, mb);
+    if sa < 0 {
+        mag.reverse()
+    } else {
+        mag
     }
 }
 
@@ -116,6 +175,7 @@ pub fn compare_datums(column: &IndexColumn, a: &Datum, b: &Datum) -> Ordering {
         (Datum::Oid(x), Datum::Oid(y)) => x.0.cmp(&y.0),
         (Datum::Char(x), Datum::Char(y)) => x.cmp(y),
         (Datum::Timestamp(x), Datum::Timestamp(y)) => x.cmp(y),
+        (Datum::Numeric(x), Datum::Numeric(y)) => numeric_text_cmp(x, y),
         _ => variant_rank(a).cmp(&variant_rank(b)),
     }
 }
@@ -263,4 +323,40 @@ pub fn compare_high_key(
     }
     let hikey = IndexTuple::parse(page_item(page, super::page::P_HIKEY)?)?;
     compare_key(index, key, &hikey).map(Some)
+}
+
+#[cfg(test)]
+mod numeric_tests {
+    use super::numeric_text_cmp;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn numeric_text_order() {
+        let sorted = [
+            "-Infinity",
+            "-100.5",
+            "-100",
+            "-9.99",
+            "-0.001",
+            "0",
+            "0.00",
+            "0.001",
+            "1",
+            "1.10",
+            "9.99",
+            "10",
+            "100.5",
+            "Infinity",
+            "NaN",
+        ];
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate() {
+                let got = numeric_text_cmp(a, b);
+                let same = (*a == "0" && *b == "0.00") || (*a == "0.00" && *b == "0");
+                let want = if same { Equal } else { i.cmp(&j) };
+                assert_eq!(got, want, "{a} vs {b}");
+            }
+        }
+        assert_eq!(numeric_text_cmp("1.10", "1.1"), Equal);
+    }
 }

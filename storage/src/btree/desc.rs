@@ -11,7 +11,7 @@ use pgerror::{PgError, SqlState};
 use super::tuple::INDEX_MAX_KEYS;
 use crate::heap::datum::{
     Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID, NAMEOID,
-    OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
+    NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
 };
 use crate::types::{Oid, RelFileLocator};
 
@@ -164,7 +164,7 @@ fn accepts(type_oid: Oid, v: &Datum, cross_integer: bool) -> bool {
         (FLOAT8OID, Datum::Float8(_)) | (BOOLOID, Datum::Bool(_)) => true,
         (TEXTOID | VARCHAROID | BPCHAROID, Datum::Text(_)) => true,
         (NAMEOID, Datum::Name(_)) | (OIDOID, Datum::Oid(_)) | (CHAROID, Datum::Char(_)) => true,
-        (TIMESTAMPOID, Datum::Timestamp(_)) => true,
+        (TIMESTAMPOID, Datum::Timestamp(_)) | (NUMERICOID, Datum::Numeric(_)) => true,
         _ => false,
     }
 }
@@ -178,7 +178,7 @@ pub fn default_value_out(d: &Datum) -> String {
         Datum::Int8(v) => v.to_string(),
         Datum::Float8(v) => float8_out(*v),
         Datum::Bool(v) => if *v { "t" } else { "f" }.to_string(),
-        Datum::Text(s) | Datum::Name(s) => s.clone(),
+        Datum::Text(s) | Datum::Name(s) | Datum::Numeric(s) => s.clone(),
         Datum::Oid(o) => o.0.to_string(),
         Datum::Char(c) if c.is_ascii() && !c.is_ascii_control() => (*c as char).to_string(),
         Datum::Char(c) => format!("\\{c:03o}"),

@@ -4,7 +4,7 @@
 
 use crate::heap::datum::{
     Attribute, Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID,
-    NAMEOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
+    NAMEOID, NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
 };
 use crate::types::{Oid, RelFileLocator, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID};
 
@@ -304,7 +304,7 @@ const fn ty(
 }
 
 /// The types a table column may have, with PostgreSQL's OIDs and layouts.
-pub static BUILTIN_TYPES: [BuiltinType; 12] = [
+pub static BUILTIN_TYPES: [BuiltinType; 13] = [
     ty(16, "bool", 1, true, b'B', b'c', 1000),
     ty(18, "char", 1, true, b'Z', b'c', 1002),
     ty(19, "name", 64, false, b'S', b'c', 1003),
@@ -317,6 +317,7 @@ pub static BUILTIN_TYPES: [BuiltinType; 12] = [
     ty(1042, "bpchar", -1, false, b'S', b'i', 1014),
     ty(1043, "varchar", -1, false, b'S', b'i', 1015),
     ty(1114, "timestamp", 8, true, b'D', b'd', 1115),
+    ty(1700, "numeric", -1, false, b'N', b'i', 1231),
 ];
 
 pub fn builtin_type(oid: Oid) -> Option<&'static BuiltinType> {
@@ -339,6 +340,7 @@ pub fn is_storable_type(oid: Oid) -> bool {
             | VARCHAROID
             | BPCHAROID
             | TIMESTAMPOID
+            | NUMERICOID
     )
 }
 

@@ -13,6 +13,9 @@
 //!  text      25     -1    i (4)      varlena
 //!  varchar 1043     -1    i (4)      varlena (the length limit is the executor's)
 //!  bpchar  1042     -1    i (4)      varlena, blank-padded by the executor
+//!  numeric 1700     -1    i (4)      varlena holding the value's text form
+//!                                     (exact, scale kept; not PostgreSQL's
+//!                                     base-10000 digits)
 //!  timestamp 1114     8    d (8)      i64 microseconds since 2000-01-01, LE
 //!  char      18      1    c (1)      one byte (the catalogs' "char")
 //!  name      19     64    c (1)      NUL-padded, at most 63 bytes of text
@@ -70,6 +73,7 @@ pub const TEXTOID: Oid = Oid(25);
 pub const FLOAT8OID: Oid = Oid(701);
 pub const VARCHAROID: Oid = Oid(1043);
 pub const BPCHAROID: Oid = Oid(1042);
+pub const NUMERICOID: Oid = Oid(1700);
 pub const TIMESTAMPOID: Oid = Oid(1114);
 pub const CHAROID: Oid = Oid(18);
 pub const NAMEOID: Oid = Oid(19);
@@ -148,6 +152,8 @@ pub enum Datum {
     Char(u8),
     /// `timestamp`: microseconds since 2000-01-01 00:00, wall clock.
     Timestamp(i64),
+    /// `numeric`: the value's canonical text form (the executor parses it).
+    Numeric(String),
 }
 
 /// `typlen` and `typalign` of a supported built-in type.
@@ -159,7 +165,7 @@ fn builtin_layout(type_oid: Oid) -> Option<(i16, TypAlign)> {
         INT2OID => Some((2, TypAlign::Short)),
         INT4OID => Some((4, TypAlign::Int)),
         INT8OID | FLOAT8OID | TIMESTAMPOID => Some((8, TypAlign::Double)),
-        TEXTOID | VARCHAROID | BPCHAROID => Some((-1, TypAlign::Int)),
+        TEXTOID | VARCHAROID | BPCHAROID | NUMERICOID => Some((-1, TypAlign::Int)),
         _ => None,
     }
 }
@@ -285,7 +291,7 @@ pub(crate) fn write_datum(
             pad(tuple);
             tuple.extend_from_slice(&v.to_le_bytes());
         }
-        (TEXTOID | VARCHAROID | BPCHAROID, Datum::Text(s)) => {
+        (TEXTOID | VARCHAROID | BPCHAROID, Datum::Text(s)) | (NUMERICOID, Datum::Numeric(s)) => {
             let data = s.as_bytes();
             if data.len() + 1 <= VARATT_SHORT_MAX {
                 tuple.push(((data.len() + 1) << 1 | 1) as u8);
@@ -328,7 +334,12 @@ pub(crate) fn read_datum(
 ) -> Result<(Datum, usize), TupleError> {
     let corrupt = |what: &str| TupleError::Corrupt(format!("attribute {attnum}: {what}"));
     if attr.typlen < 0 {
-        return read_varlena(tuple, off).map_err(|what| corrupt(what));
+        let (text, end) = read_varlena(tuple, off).map_err(|what| corrupt(what))?;
+        let datum = match attr.type_oid {
+            NUMERICOID => Datum::Numeric(text),
+            _ => Datum::Text(text),
+        };
+        return Ok((datum, end));
     }
     let at = attr.typalign.align(off);
     let short = || corrupt("value runs past the end of the tuple");
@@ -381,7 +392,7 @@ pub(crate) fn read_datum(
     Ok((datum, at + len))
 }
 
-fn read_varlena(tuple: &[u8], off: usize) -> Result<(Datum, usize), &'static str> {
+fn read_varlena(tuple: &[u8], off: usize) -> Result<(String, usize), &'static str> {
     let start = match tuple.get(off) {
         Some(&b) if b != 0 => off,
         _ => TypAlign::Int.align(off),
@@ -411,7 +422,7 @@ fn read_varlena(tuple: &[u8], off: usize) -> Result<(Datum, usize), &'static str
         .get(data_start..end)
         .ok_or("varlena runs past the end of the tuple")?;
     let text = std::str::from_utf8(data).map_err(|_| "text is not valid UTF-8")?;
-    Ok((Datum::Text(text.to_owned()), end))
+    Ok((text.to_owned(), end))
 }
 
 #[cfg(test)]
@@ -444,8 +455,8 @@ mod tests {
             assert_eq!(TypAlign::from_char(align), Some(a.typalign));
         }
         assert!(
-            Attribute::new(Oid(1700), false).is_err(),
-            "numeric is not supported yet"
+            Attribute::new(Oid(700), false).is_err(),
+            "float4 is not supported yet"
         );
     }
 
