@@ -180,7 +180,7 @@ fn start(plan: &Plan) -> Box<dyn NodeState> {
             path: path.clone(),
             filter: filter.clone(),
             heap: None,
-            tids: None,
+            scan: None,
         }),
         Plan::FunctionScan { args, ty, filter } => Box::new(SeriesState {
             args: args.clone(),
@@ -325,15 +325,16 @@ impl NodeState for SeqScanState {
     }
 }
 
-/// An index scan (`index_path`): the index range's TIDs are read when the
-/// scan starts, then each row is fetched, tested against the snapshot and
-/// the whole WHERE clause.
+/// An index scan (`index_path`): the index is read a page at a time as
+/// rows are asked for (so a LIMIT above stops it early); each entry's row
+/// is fetched, tested against the snapshot and the whole WHERE clause.
 struct IndexScanState {
     rel: Arc<RelationInfo>,
     path: super::index_path::IndexPath,
     filter: Option<Expr>,
     heap: Option<HeapRelation>,
-    tids: Option<std::vec::IntoIter<ItemPointer>>,
+    /// `None` before the first row; then `Some(None)` when a bound is NULL.
+    scan: Option<Option<storage::btree::BtScan>>,
 }
 
 impl NodeState for IndexScanState {
@@ -343,18 +344,24 @@ impl NodeState for IndexScanState {
         scan: Option<&mut ScanCtx<'_>>,
     ) -> PgResult<Option<Vec<Datum>>> {
         let scan = scan.ok_or_else(no_table_access)?;
-        if self.tids.is_none() {
+        if self.scan.is_none() {
             self.heap = Some(HeapRelation::new(
                 self.rel.locator(scan.engine.db),
                 self.rel.tuple_desc()?,
             ));
-            let tids = super::index_path::index_tids(scan, env, &self.rel, &self.path)?
-                .unwrap_or_default();
-            self.tids = Some(tids.into_iter());
+            self.scan = Some(super::index_path::open_scan(
+                scan, env, &self.rel, &self.path,
+            )?);
         }
         let heap = self.heap.as_ref().expect("set above");
-        while let Some(tid) = self.tids.as_mut().and_then(Iterator::next) {
-            let Some(row) = super::index_path::fetch_row(scan, heap, tid)? else {
+        let Some(Some(bt)) = self.scan.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let Some(entry) = bt.next(&mut scan.engine.heap_ctx())? else {
+                return Ok(None);
+            };
+            let Some(row) = super::index_path::fetch_row(scan, heap, entry.tid)? else {
                 continue;
             };
             if let Some(f) = &self.filter {
@@ -366,7 +373,6 @@ impl NodeState for IndexScanState {
             }
             return Ok(Some(row));
         }
-        Ok(None)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Choosing a btree index for a WHERE clause, and reading the heap rows it
 //! leads to (PostgreSQL's indxpath.c and nodeIndexscan.c, for the simple
 //! cases: `col = x`, `col < x`, `col <= x`, `col > x`, `col >= x` and
-//! their combinations on the first column of an index).
+//! their combinations on the first column of an index, and ORDER BY on a
+//! prefix of an index's columns).
 //!
 //! # Rules
 //!
@@ -16,6 +17,12 @@
 //! 3. (I3) Index entries are not MVCC: each one's heap tuple is fetched and
 //!    tested against the statement's snapshot; of the versions of one row
 //!    (there is no HOT: every version has its entries) at most one is seen.
+//! 4. (I4) An index gives ORDER BY's order when the keys are a prefix of its
+//!    columns, all ascending with NULLS LAST (read forward) or all
+//!    descending with NULLS FIRST (read backward): the btree keeps NULLs
+//!    after every value and orders values as the types' `<` does. The
+//!    planner then drops the Sort, and a LIMIT stops the scan early, since
+//!    the executor reads the index one page at a time.
 
 use std::ops::Bound;
 
@@ -32,13 +39,21 @@ use super::execute::{from_stored, ScanCtx};
 use super::expr::Expr;
 use super::funcs::{self, Volatility};
 
-/// An index and the key range a WHERE clause allows on its first column.
+/// An index, the key range a WHERE clause allows on its first column, and
+/// the direction to read it in.
 #[derive(Clone, Debug)]
 pub struct IndexPath {
     pub index: IndexInfo,
     pub lower: Bound<Expr>,
     pub upper: Bound<Expr>,
+    pub direction: ScanDirection,
+    /// The range is one value (`col = x`): few rows.
+    pub equality: bool,
 }
+
+/// One ORDER BY key over a table column: `(column index, descending,
+/// nulls first)`.
+pub type OrderKey = (usize, bool, bool);
 
 /// The conjuncts of a boolean expression (`a AND b AND c`).
 fn conjuncts(e: &Expr) -> Vec<&Expr> {
@@ -92,43 +107,54 @@ fn comparison(e: &Expr) -> Option<(usize, &'static str, &Expr)> {
     }
 }
 
+/// The key range `comparisons` allow on the first column of `ix`, with a
+/// score: 3 for an equality, else the number of bounds (0: no range).
+fn range_on(
+    ix: &IndexInfo,
+    comparisons: &[(usize, &'static str, &Expr)],
+) -> (u8, Bound<Expr>, Bound<Expr>) {
+    let mut lower = Bound::Unbounded;
+    let mut upper = Bound::Unbounded;
+    let Some(&first) = ix.columns.first() else {
+        return (0, lower, upper);
+    };
+    let column = first as usize - 1;
+    for (_, op, v) in comparisons.iter().filter(|(c, ..)| *c == column) {
+        match *op {
+            "=" => {
+                return (
+                    3,
+                    Bound::Included((*v).clone()),
+                    Bound::Included((*v).clone()),
+                );
+            }
+            ">" => lower = Bound::Excluded((*v).clone()),
+            ">=" => lower = Bound::Included((*v).clone()),
+            "<" => upper = Bound::Excluded((*v).clone()),
+            "<=" => upper = Bound::Included((*v).clone()),
+            _ => {}
+        }
+    }
+    let score =
+        u8::from(!matches!(lower, Bound::Unbounded)) + u8::from(!matches!(upper, Bound::Unbounded));
+    (score, lower, upper)
+}
+
+fn comparisons_of(qual: Option<&Expr>) -> Vec<(usize, &'static str, &Expr)> {
+    qual.map(|q| conjuncts(q).into_iter().filter_map(comparison).collect())
+        .unwrap_or_default()
+}
+
 /// The best index for `qual` on `rel`, if any: an equality on an index's
 /// first column first, else a range on one.
 pub fn choose_index(rel: &RelationInfo, qual: &Expr) -> Option<IndexPath> {
-    let comparisons: Vec<(usize, &'static str, &Expr)> =
-        conjuncts(qual).into_iter().filter_map(comparison).collect();
+    let comparisons = comparisons_of(Some(qual));
     if comparisons.is_empty() {
         return None;
     }
     let mut best: Option<(u8, IndexPath)> = None;
     for ix in &rel.indexes {
-        let Some(&first) = ix.columns.first() else {
-            continue;
-        };
-        let column = first as usize - 1;
-        let mut lower = Bound::Unbounded;
-        let mut upper = Bound::Unbounded;
-        let mut score = 0;
-        for (c, op, v) in comparisons.iter().filter(|(c, ..)| *c == column) {
-            let _ = c;
-            match *op {
-                "=" => {
-                    lower = Bound::Included((*v).clone());
-                    upper = Bound::Included((*v).clone());
-                    score = 3;
-                    break;
-                }
-                ">" => lower = Bound::Excluded((*v).clone()),
-                ">=" => lower = Bound::Included((*v).clone()),
-                "<" => upper = Bound::Excluded((*v).clone()),
-                "<=" => upper = Bound::Included((*v).clone()),
-                _ => {}
-            }
-            score = score.max(
-                u8::from(!matches!(lower, Bound::Unbounded))
-                    + u8::from(!matches!(upper, Bound::Unbounded)),
-            );
-        }
+        let (score, lower, upper) = range_on(ix, &comparisons);
         if score > 0 && best.as_ref().map_or(true, |(s, _)| score > *s) {
             best = Some((
                 score,
@@ -136,6 +162,8 @@ pub fn choose_index(rel: &RelationInfo, qual: &Expr) -> Option<IndexPath> {
                     index: ix.clone(),
                     lower,
                     upper,
+                    direction: ScanDirection::Forward,
+                    equality: score == 3,
                 },
             ));
         }
@@ -143,14 +171,58 @@ pub fn choose_index(rel: &RelationInfo, qual: &Expr) -> Option<IndexPath> {
     best.map(|(_, p)| p)
 }
 
-/// The heap TIDs the index range of `path` holds, in key order. `None`:
-/// a bound is NULL, so no row can match.
-pub fn index_tids(
+/// An index whose order is `keys` (I4), read forward (every key ascending,
+/// NULLS LAST) or backward (every key descending, NULLS FIRST), with the
+/// range `qual` allows on its first column.
+pub fn choose_ordered_index(
+    rel: &RelationInfo,
+    qual: Option<&Expr>,
+    keys: &[OrderKey],
+) -> Option<IndexPath> {
+    let &(_, descending, _) = keys.first()?;
+    if keys
+        .iter()
+        .any(|&(_, d, nf)| d != descending || nf != descending)
+    {
+        return None;
+    }
+    let comparisons = comparisons_of(qual);
+    rel.indexes
+        .iter()
+        .filter(|ix| {
+            ix.columns.len() >= keys.len()
+                && keys
+                    .iter()
+                    .zip(&ix.columns)
+                    .all(|(&(column, ..), &attnum)| attnum as usize == column + 1)
+        })
+        .map(|ix| {
+            let (score, lower, upper) = range_on(ix, &comparisons);
+            let path = IndexPath {
+                index: ix.clone(),
+                lower,
+                upper,
+                direction: if descending {
+                    ScanDirection::Backward
+                } else {
+                    ScanDirection::Forward
+                },
+                equality: score == 3,
+            };
+            (score, path)
+        })
+        .max_by_key(|(score, _)| *score)
+        .map(|(_, path)| path)
+}
+
+/// A scan of the index range of `path`, in its direction. `None`: a
+/// bound is NULL, so no row can match.
+pub fn open_scan(
     scan: &mut ScanCtx<'_>,
     env: &mut ExecEnv,
     rel: &RelationInfo,
     path: &IndexPath,
-) -> PgResult<Option<Vec<ItemPointer>>> {
+) -> PgResult<Option<BtScan>> {
     let db = scan.engine.db;
     let bt = super::indexes::btree_of(rel, &path.index, db)?;
     let column_type = bt.columns[0].type_oid;
@@ -171,7 +243,24 @@ pub fn index_tids(
     let (Some(lower), Some(upper)) = (bound(&path.lower)?, bound(&path.upper)?) else {
         return Ok(None);
     };
-    let mut it = BtScan::new(&bt, ScanRange { lower, upper }, ScanDirection::Forward)?;
+    Ok(Some(BtScan::new(
+        bt,
+        ScanRange { lower, upper },
+        path.direction,
+    )?))
+}
+
+/// The heap TIDs the index range of `path` holds, in scan order. `None`:
+/// a bound is NULL, so no row can match.
+pub fn index_tids(
+    scan: &mut ScanCtx<'_>,
+    env: &mut ExecEnv,
+    rel: &RelationInfo,
+    path: &IndexPath,
+) -> PgResult<Option<Vec<ItemPointer>>> {
+    let Some(mut it) = open_scan(scan, env, rel, path)? else {
+        return Ok(None);
+    };
     let mut ctx = scan.engine.heap_ctx();
     let mut tids = Vec::new();
     while let Some(entry) = it.next(&mut ctx)? {

@@ -20,8 +20,10 @@
 //!
 //! Plan shapes: `Limit?(Result)` without FROM; over one table,
 //! `Limit?(Trim(Sort(Project(SeqScan))))` (Sort and Trim only with ORDER
-//! BY), or `Limit?(Project(Agg(SeqScan)))` with aggregates. Joins and
-//! indexes come with the next issue.
+//! BY), or `Limit?(Project(Agg(SeqScan)))` with aggregates. An IndexScan
+//! replaces the SeqScan when the WHERE clause bounds an index's first
+//! column (`index_path.rs`), and replaces Sort too when the index is in
+//! ORDER BY's order and a LIMIT may stop the scan early.
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
@@ -168,6 +170,7 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
     // to do and the Result node computes the targets itself.
     let single_row = query.from.is_none() && !grouped;
     let mut targets = Some(targets);
+    let mut sorted_by_index = false;
     let input = match query.from.map(|f| f.source) {
         None if single_row => Plan::Result {
             filter,
@@ -178,12 +181,32 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             targets: Vec::new(),
         },
         Some(FromSource::Table(rel)) => {
-            match filter
+            let by_qual = filter
                 .as_ref()
-                .and_then(|f| super::index_path::choose_index(&rel, f))
-            {
-                Some(path) => Plan::IndexScan { rel, path, filter },
-                None => Plan::SeqScan { rel, filter },
+                .and_then(|f| super::index_path::choose_index(&rel, f));
+            let ordered = order_keys(&query.sort, grouped).and_then(|keys| {
+                super::index_path::choose_ordered_index(&rel, filter.as_ref(), &keys)
+            });
+            // An index in ORDER BY's order replaces the Sort when a LIMIT
+            // may stop it early, or when the WHERE clause reads that index
+            // anyway; an equality on another index is cheaper still.
+            let use_ordered = match (&ordered, &by_qual) {
+                (None, _) => false,
+                (Some(o), Some(q)) if q.index.oid != o.index.oid => {
+                    query.limit_count.is_some() && !q.equality
+                }
+                (Some(_), Some(_)) => true,
+                (Some(_), None) => query.limit_count.is_some(),
+            };
+            if use_ordered {
+                sorted_by_index = true;
+                let path = ordered.expect("checked above");
+                Plan::IndexScan { rel, path, filter }
+            } else {
+                match by_qual {
+                    Some(path) => Plan::IndexScan { rel, path, filter },
+                    None => Plan::SeqScan { rel, filter },
+                }
             }
         }
         Some(FromSource::Series { args, ty, .. }) => Plan::FunctionScan {
@@ -211,7 +234,12 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
         };
         let mut exprs = targets.take().expect("not taken yet");
         let mut keys = Vec::new();
-        for k in query.sort {
+        let sort = if sorted_by_index {
+            Vec::new()
+        } else {
+            query.sort
+        };
+        for k in sort {
             keys.push(SortColumn {
                 column: exprs.len(),
                 descending: k.descending,
@@ -244,6 +272,23 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
         };
     }
     Ok(PlannedStmt { plan, columns })
+}
+
+/// ORDER BY as [`super::index_path::OrderKey`]s, when every key is a plain
+/// column of the scanned table (not over aggregates or groups).
+fn order_keys(
+    sort: &[super::expr::SortKey],
+    grouped: bool,
+) -> Option<Vec<super::index_path::OrderKey>> {
+    if grouped || sort.is_empty() {
+        return None;
+    }
+    sort.iter()
+        .map(|k| match &k.expr {
+            Expr::Var { index, .. } => Some((*index, k.descending, k.nulls_first)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Folds one expression (INSERT values, UPDATE assignments, RETURNING).

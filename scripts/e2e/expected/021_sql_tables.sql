@@ -196,3 +196,18 @@ update nt set n = n * 3 where id = 1 returning n;
 select n::text, pg_typeof(n) from nt where id = 2;
 copy nt to stdout;
 drop table nt;
+-- ORDER BY ... LIMIT read from an index, both directions, with NULLs
+create table ob (id int4 primary key, v int4 unique, t text);
+insert into ob select g, (g * 7919) % 1000003, 'x' || g from generate_series(1, 3000) g;
+insert into ob values (-5, null, null), (-6, null, 'n');
+select id from ob order by id limit 3;
+select id from ob order by id desc limit 3;
+select v, id from ob order by v desc limit 4;
+select v, id from ob order by v limit 3 offset 1;
+select id, v from ob where id > 1000 order by id limit 2;
+select id, v from ob where id < 100 order by v desc limit 3;
+select id, v from ob where v >= 500000 order by v limit 3;
+select id from ob order by id desc nulls last limit 2;
+delete from ob where id <= 2990;
+select id, t from ob order by id desc limit 3;
+drop table ob;

@@ -48,6 +48,7 @@
 //!    the right, so nothing already returned is met again.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use pgerror::PgError;
 
@@ -112,8 +113,10 @@ enum State {
 }
 
 /// An index scan in progress; see the module header.
-pub struct BtScan<'i> {
-    index: &'i BtreeIndex,
+pub struct BtScan {
+    /// Shared so that a scan can outlive the caller's borrow (an executor
+    /// node keeps its scan between rows).
+    index: Arc<BtreeIndex>,
     range: ScanRange,
     direction: ScanDirection,
     state: State,
@@ -128,7 +131,7 @@ pub fn bt_scan_all(
     range: ScanRange,
     direction: ScanDirection,
 ) -> Result<Vec<IndexEntry>, PgError> {
-    let mut scan = BtScan::new(index, range, direction)?;
+    let mut scan = BtScan::new(index.clone(), range, direction)?;
     let mut out = Vec::new();
     while let Some(e) = scan.next(ctx)? {
         out.push(e);
@@ -157,14 +160,15 @@ fn bound_values(b: &Bound<Vec<Option<Datum>>>) -> Option<&[Option<Datum>]> {
     }
 }
 
-impl<'i> BtScan<'i> {
+impl BtScan {
     /// A scan of `range` (checked against the index's columns); nothing is
     /// read until the first [`BtScan::next`].
     pub fn new(
-        index: &'i BtreeIndex,
+        index: impl Into<Arc<BtreeIndex>>,
         range: ScanRange,
         direction: ScanDirection,
-    ) -> Result<BtScan<'i>, PgError> {
+    ) -> Result<BtScan, PgError> {
+        let index = index.into();
         for b in [&range.lower, &range.upper] {
             if let Some(v) = bound_values(b) {
                 index.check_values(v, true)?;
@@ -191,8 +195,9 @@ impl<'i> BtScan<'i> {
                 State::At { sibling, .. } if sibling == P_NONE => self.state = State::Done,
                 State::At { blk, sibling } => match self.direction {
                     ScanDirection::Forward => {
-                        let page = lock_shared(ctx, self.index, sibling)?;
-                        let start = opaque(self.index, &page)?.first_data_key();
+                        let index = Arc::clone(&self.index);
+                        let page = lock_shared(ctx, &index, sibling)?;
+                        let start = opaque(&index, &page)?.first_data_key();
                         self.read_page(sibling, &page, start)?;
                     }
                     ScanDirection::Backward => self.walk_left(ctx, blk, sibling)?,
@@ -203,7 +208,8 @@ impl<'i> BtScan<'i> {
 
     /// Position on the first page and read it (`_bt_first`).
     fn first(&mut self, ctx: &mut HeapContext<'_, '_>) -> Result<(), PgError> {
-        let index = self.index;
+        let index = Arc::clone(&self.index);
+        let index = &*index;
         let forward = self.direction == ScanDirection::Forward;
         let bound = if forward {
             &self.range.lower
@@ -256,7 +262,8 @@ impl<'i> BtScan<'i> {
         page: &[u8; BLCKSZ],
         start: OffsetNumber,
     ) -> Result<(), PgError> {
-        let index = self.index;
+        let index = Arc::clone(&self.index);
+        let index = &*index;
         let o = opaque(index, page)?;
         let blk_sibling = if self.direction == ScanDirection::Forward {
             o.next
@@ -312,8 +319,8 @@ impl<'i> BtScan<'i> {
         };
         match bound {
             Bound::Unbounded => true,
-            Bound::Included(v) => compare_values(self.index, key, v) != past,
-            Bound::Excluded(v) => compare_values(self.index, key, v) == past.reverse(),
+            Bound::Included(v) => compare_values(&self.index, key, v) != past,
+            Bound::Excluded(v) => compare_values(&self.index, key, v) == past.reverse(),
         }
     }
 
@@ -326,8 +333,9 @@ impl<'i> BtScan<'i> {
     ) -> Result<(), PgError> {
         let mut cur = left;
         loop {
-            let page = lock_shared(ctx, self.index, cur)?;
-            let o = opaque(self.index, &page)?;
+            let index = Arc::clone(&self.index);
+            let page = lock_shared(ctx, &index, cur)?;
+            let o = opaque(&index, &page)?;
             if o.next == blk {
                 let max = Page::new(&*page).max_offset();
                 return self.read_page(cur, &page, max);

@@ -643,7 +643,7 @@ fn values_of_the_wrong_type_are_refused() {
         bt_create_empty(ctx, &idx).unwrap();
         let wrong = vec![Some(Datum::Text("1".into()))];
         assert!(bt_insert(ctx, &idx, &wrong, tid(1), None, &mut no_interrupts).is_err());
-        assert!(BtScan::new(&idx, ScanRange::equal(wrong), ScanDirection::Forward).is_err());
+        assert!(BtScan::new(idx.clone(), ScanRange::equal(wrong), ScanDirection::Forward).is_err());
         // Other integer widths are fine in a search.
         let r = ScanRange::equal(vec![Some(Datum::Int8(1))]);
         assert!(scan(ctx, &idx, r, ScanDirection::Forward).is_empty());
