@@ -333,8 +333,7 @@ struct IndexScanState {
     path: super::index_path::IndexPath,
     filter: Option<Expr>,
     heap: Option<HeapRelation>,
-    /// `None` before the first row; then `Some(None)` when a bound is NULL.
-    scan: Option<Option<storage::btree::BtScan>>,
+    scan: Option<super::index_path::IndexRowScan>,
 }
 
 impl NodeState for IndexScanState {
@@ -349,21 +348,13 @@ impl NodeState for IndexScanState {
                 self.rel.locator(scan.engine.db),
                 self.rel.tuple_desc()?,
             ));
-            self.scan = Some(super::index_path::open_scan(
+            self.scan = Some(super::index_path::IndexRowScan::open(
                 scan, env, &self.rel, &self.path,
             )?);
         }
         let heap = self.heap.as_ref().expect("set above");
-        let Some(Some(bt)) = self.scan.as_mut() else {
-            return Ok(None);
-        };
-        loop {
-            let Some(entry) = bt.next(&mut scan.engine.heap_ctx())? else {
-                return Ok(None);
-            };
-            let Some(row) = super::index_path::fetch_row(scan, heap, entry.tid)? else {
-                continue;
-            };
+        let it = self.scan.as_mut().expect("set above");
+        while let Some((_, row)) = it.next_row(scan, heap)? {
             if let Some(f) = &self.filter {
                 env.row = row;
                 if eval(f, env)?.as_bool() != Some(true) {
@@ -373,6 +364,7 @@ impl NodeState for IndexScanState {
             }
             return Ok(Some(row));
         }
+        Ok(None)
     }
 }
 

@@ -17,6 +17,12 @@
 //! 3. (I3) Index entries are not MVCC: each one's heap tuple is fetched and
 //!    tested against the statement's snapshot; of the versions of one row
 //!    (there is no HOT: every version has its entries) at most one is seen.
+//! 5. (I5) An entry whose heap tuple no transaction can ever see again is
+//!    marked LP_DEAD in the index when the scan leaves its leaf (btree
+//!    `dead_items.rs`), so later scans skip it without visiting the heap
+//!    and inserts reclaim its space before splitting. Without HOT this is
+//!    what keeps an often-updated row's lookups from slowing down with
+//!    every version, until VACUUM removes the entries for good.
 //! 4. (I4) An index gives ORDER BY's order when the keys are a prefix of its
 //!    columns, all ascending with NULLS LAST (read forward) or all
 //!    descending with NULLS FIRST (read backward): the btree keeps NULLs
@@ -27,11 +33,13 @@
 use std::ops::Bound;
 
 use pgerror::PgResult;
-use storage::btree::{BtScan, ScanDirection, ScanRange};
+use storage::btree::{bt_kill_items, BtScan, ScanDirection, ScanRange};
 use storage::catalog::{IndexInfo, RelationInfo};
-use storage::heap::heapam::heap_fetch;
+use storage::heap::heapam::{heap_fetch_for_index, heap_tuple_surely_dead, IndexFetch};
 use storage::heap::tuple::ItemPointer;
 use storage::heap::HeapRelation;
+use storage::page::OffsetNumber;
+use storage::types::{BlockNumber, Xid};
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
@@ -250,42 +258,105 @@ pub fn open_scan(
     )?))
 }
 
-/// The heap TIDs the index range of `path` holds, in scan order. `None`:
-/// a bound is NULL, so no row can match.
-pub fn index_tids(
+/// An index scan that fetches the heap rows the statement's snapshot sees
+/// and marks LP_DEAD the entries whose tuples no one can see any more
+/// (I5), one leaf's worth at a time.
+pub struct IndexRowScan {
+    bt: Option<BtScan>,
+    /// The leaf the pending marks are on, and (offset, heap TID) of each.
+    kill_blk: Option<BlockNumber>,
+    kills: Vec<(OffsetNumber, ItemPointer)>,
+    /// The vacuum horizon, taken at the first invisible tuple.
+    horizon: Option<Xid>,
+}
+
+impl IndexRowScan {
+    pub fn open(
+        scan: &mut ScanCtx<'_>,
+        env: &mut ExecEnv,
+        rel: &RelationInfo,
+        path: &IndexPath,
+    ) -> PgResult<IndexRowScan> {
+        Ok(IndexRowScan {
+            bt: open_scan(scan, env, rel, path)?,
+            kill_blk: None,
+            kills: Vec::new(),
+            horizon: None,
+        })
+    }
+
+    /// The next visible row and its TID, or `None` at the end.
+    pub fn next_row(
+        &mut self,
+        scan: &mut ScanCtx<'_>,
+        heap: &HeapRelation,
+    ) -> PgResult<Option<(ItemPointer, Vec<Datum>)>> {
+        loop {
+            let Some(bt) = self.bt.as_mut() else {
+                return Ok(None);
+            };
+            let Some(entry) = bt.next(&mut scan.engine.heap_ctx())? else {
+                self.flush_kills(scan, heap)?;
+                self.bt = None;
+                return Ok(None);
+            };
+            if self.kill_blk.is_some_and(|b| b != entry.blk) {
+                self.flush_kills(scan, heap)?;
+            }
+            let mut ctx = scan.engine.heap_ctx();
+            let horizon = &mut self.horizon;
+            let fetched = {
+                let transam_xmin = {
+                    let t = ctx.transam;
+                    move || t.global_xmin()
+                };
+                let mut h = || *horizon.get_or_insert_with(&transam_xmin);
+                heap_fetch_for_index(&mut ctx, heap, entry.tid, scan.snapshot, &scan.xact, &mut h)?
+            };
+            match fetched {
+                IndexFetch::Visible(bytes) => {
+                    let row = heap.deform(&bytes)?.into_iter().map(from_stored).collect();
+                    return Ok(Some((entry.tid, row)));
+                }
+                IndexFetch::Invisible => {}
+                IndexFetch::SurelyDead => {
+                    self.kill_blk = Some(entry.blk);
+                    self.kills.push((entry.off, entry.tid));
+                }
+            }
+        }
+    }
+
+    /// Mark the pending entries dead (btree dead_items K2 re-checks each).
+    fn flush_kills(&mut self, scan: &mut ScanCtx<'_>, heap: &HeapRelation) -> PgResult<()> {
+        let (Some(blk), Some(bt), Some(horizon)) = (self.kill_blk.take(), &self.bt, self.horizon)
+        else {
+            self.kills.clear();
+            return Ok(());
+        };
+        let kills = std::mem::take(&mut self.kills);
+        let index = std::sync::Arc::clone(bt.index());
+        let mut ctx = scan.engine.heap_ctx();
+        bt_kill_items(&mut ctx, &index, blk, &kills, &mut |ctx, tid| {
+            heap_tuple_surely_dead(ctx, heap, tid, horizon)
+        })?;
+        Ok(())
+    }
+}
+
+/// The visible rows the index range of `path` leads to, in scan order
+/// (UPDATE and DELETE collect them before changing any).
+pub fn index_rows(
     scan: &mut ScanCtx<'_>,
     env: &mut ExecEnv,
     rel: &RelationInfo,
-    path: &IndexPath,
-) -> PgResult<Option<Vec<ItemPointer>>> {
-    let Some(mut it) = open_scan(scan, env, rel, path)? else {
-        return Ok(None);
-    };
-    let mut ctx = scan.engine.heap_ctx();
-    let mut tids = Vec::new();
-    while let Some(entry) = it.next(&mut ctx)? {
-        tids.push(entry.tid);
-    }
-    Ok(Some(tids))
-}
-
-/// The row at `tid` if the statement's snapshot sees it (I3).
-pub fn fetch_row(
-    scan: &mut ScanCtx<'_>,
     heap: &HeapRelation,
-    tid: ItemPointer,
-) -> PgResult<Option<Vec<Datum>>> {
-    let bytes = heap_fetch(
-        &mut scan.engine.heap_ctx(),
-        heap,
-        tid,
-        scan.snapshot,
-        &scan.xact,
-    )?;
-    match bytes {
-        None => Ok(None),
-        Some(b) => Ok(Some(
-            heap.deform(&b)?.into_iter().map(from_stored).collect(),
-        )),
+    path: &IndexPath,
+) -> PgResult<Vec<(ItemPointer, Vec<Datum>)>> {
+    let mut it = IndexRowScan::open(scan, env, rel, path)?;
+    let mut rows = Vec::new();
+    while let Some(r) = it.next_row(scan, heap)? {
+        rows.push(r);
     }
+    Ok(rows)
 }

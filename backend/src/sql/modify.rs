@@ -793,7 +793,7 @@ pub fn run_update(
     let indexes = indexes::open_indexes(rel, scan.engine.db)?;
     let fk_checks = foreign_keys::checks_for(scan, rel)?;
     let referrers = foreign_keys::referrer_checks(scan, rel)?;
-    for unit in scan_units(scan, env, rel, nblocks, qual.as_ref())? {
+    for unit in scan_units(scan, env, rel, &heap, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, old) in unit_rows(scan, &heap, unit)? {
             let old_stored = if fk_checks.is_empty() && referrers.is_empty() {
@@ -877,7 +877,7 @@ pub fn run_delete(
     start_returning(&returning, dest)?;
     let referrers = foreign_keys::referrer_checks(scan, &plan.rel)?;
     let mut n = 0u64;
-    for unit in scan_units(scan, env, &plan.rel, nblocks, qual.as_ref())? {
+    for unit in scan_units(scan, env, &plan.rel, &heap, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, row) in unit_rows(scan, &heap, unit)? {
             if !matches(qual.as_ref(), env, row.clone())? {
@@ -1020,27 +1020,27 @@ pub fn default_expr(io: &super::io::IoContext, rel: &RelationInfo, col: usize) -
 }
 
 /// A piece of an UPDATE's or DELETE's scan: a block, or one row an index
-/// led to.
-#[derive(Clone, Copy)]
+/// led to (fetched already).
 enum ScanUnit {
     Block(u32),
-    Tid(ItemPointer),
+    Row(ItemPointer, Vec<Datum>),
 }
 
 /// How an UPDATE or DELETE finds its rows: through an index when the WHERE
-/// clause allows one (`index_path`), else every block.
+/// clause allows one (`index_path`; the rows are read before any is
+/// changed), else every block.
 fn scan_units(
     scan: &mut ScanCtx<'_>,
     env: &mut ExecEnv,
     rel: &RelationInfo,
+    heap: &HeapRelation,
     nblocks: u32,
     qual: Option<&Expr>,
 ) -> PgResult<Vec<ScanUnit>> {
     if let Some(path) = qual.and_then(|q| index_path::choose_index(rel, q)) {
-        return Ok(index_path::index_tids(scan, env, rel, &path)?
-            .unwrap_or_default()
+        return Ok(index_path::index_rows(scan, env, rel, heap, &path)?
             .into_iter()
-            .map(ScanUnit::Tid)
+            .map(|(tid, row)| ScanUnit::Row(tid, row))
             .collect());
     }
     Ok((0..nblocks).map(ScanUnit::Block).collect())
@@ -1054,8 +1054,6 @@ fn unit_rows(
 ) -> PgResult<Vec<(ItemPointer, Vec<Datum>)>> {
     match unit {
         ScanUnit::Block(b) => scan_block(scan, heap, b),
-        ScanUnit::Tid(t) => Ok(index_path::fetch_row(scan, heap, t)?
-            .map(|row| vec![(t, row)])
-            .unwrap_or_default()),
+        ScanUnit::Row(t, row) => Ok(vec![(t, row)]),
     }
 }

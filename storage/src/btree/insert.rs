@@ -14,7 +14,8 @@
 //!      rightwards; a live duplicate -> 23505; an in-progress one -> release
 //!      everything, wait for that xid, start again at 2
 //!   4. find_insert_loc: step right while (key, tid) > the high key
-//!   5. insert_on_page: room? put it there, log INSERT_LEAF, done
+//!   5. no room on the leaf? remove its LP_DEAD items first (dead_items.rs)
+//!      insert_on_page: room? put it there, log INSERT_LEAF, done
 //!      no room?  split (split.rs, log SPLIT) ──► insert_parent:
 //!        root split  -> new_root (log NEWROOT)
 //!        otherwise   -> get_stack_buf (re-find the parent, X) and
@@ -132,7 +133,11 @@ pub fn bt_insert(
             values,
             tid: Some(tid),
         };
-        let leaf = find_insert_loc(ctx, index, leaf, &key, &stack)?;
+        let mut leaf = find_insert_loc(ctx, index, leaf, &key, &stack)?;
+        if !has_room_for(&leaf, tuple.len()) {
+            // Entries scans marked dead go before a split is considered.
+            super::dead_items::delete_marked_items(ctx, index, &mut leaf)?;
+        }
         let off = binsrch(index, &key, &leaf, false)?;
         return insert_on_page(ctx, index, leaf, stack, tuple, off, None);
     }

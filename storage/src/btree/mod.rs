@@ -13,7 +13,7 @@
 //! | CREATE INDEX on an empty table | create the relation file (+ SMGR_CREATE record), then [`bt_create_empty`] |
 //! | CREATE INDEX on a table with rows | create the file, then [`bt_build`] with one [`BuildEntry`] per heap tuple |
 //! | INSERT / UPDATE of a row | [`bt_insert`] per index, after the heap insert, with [`heap_unique_check`] as the checker of a unique index |
-//! | index scan | [`BtScan::new`] with a [`ScanRange`], then [`BtScan::next`]; fetch each TID from the heap and test it against the snapshot ([`bt_search`]: all TIDs of one key) |
+//! | index scan | [`BtScan::new`] with a [`ScanRange`], then [`BtScan::next`]; fetch each TID from the heap and test it against the snapshot ([`bt_search`]: all TIDs of one key); [`bt_kill_items`] for entries whose tuples turned out surely dead |
 //! | VACUUM | [`bt_bulk_delete`] per index, inside the `index_cleanup` callback of `heap::heap_vacuum`, with `heap::dead_tid_lookup(batch)` |
 //! | amcheck | [`bt_verify`] |
 //!
@@ -32,6 +32,7 @@
 //! | `build.rs` | [`bt_create_empty`], [`bt_build`] (bottom-up bulk build) |
 //! | `unique.rs` | [`UniqueCheck`], [`heap_unique_check`] (the dirty snapshot) |
 //! | `vacuum.rs` | [`bt_bulk_delete`]: VACUUM's removal of dead entries |
+//! | `dead_items.rs` | [`bt_kill_items`]: LP_DEAD marks from scans; their removal before a split |
 //! | `xlog.rs` | WAL records, their logging and [`btree_redo`] |
 //! | `verify.rs` | [`bt_verify`]: structural checks of a whole tree |
 //!
@@ -91,6 +92,7 @@
 
 mod build;
 mod compare;
+mod dead_items;
 mod desc;
 mod insert;
 mod page;
@@ -106,6 +108,8 @@ mod xlog;
 #[cfg(test)]
 mod cross_process_tests;
 #[cfg(test)]
+mod dead_items_tests;
+#[cfg(test)]
 mod redo_tests;
 #[cfg(test)]
 mod test_support;
@@ -116,6 +120,7 @@ mod vacuum_tests;
 
 pub use build::{bt_build, bt_create_empty, BuildEntry, BuildStats};
 pub use compare::{compare_column, compare_datums};
+pub use dead_items::{bt_kill_items, StillDead};
 pub use desc::{default_value_out, BtreeIndex, IndexColumn};
 pub use insert::bt_insert;
 pub use page::{

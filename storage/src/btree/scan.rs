@@ -100,6 +100,10 @@ impl ScanRange {
 pub struct IndexEntry {
     pub tid: ItemPointer,
     pub key: Vec<Option<Datum>>,
+    /// Where the entry was when the scan copied it (for
+    /// [`super::bt_kill_items`]; it may have moved since).
+    pub blk: BlockNumber,
+    pub off: OffsetNumber,
 }
 
 enum State {
@@ -181,6 +185,11 @@ impl BtScan {
             state: State::NotStarted,
             pending: Vec::new(),
         })
+    }
+
+    /// The index being scanned.
+    pub fn index(&self) -> &Arc<BtreeIndex> {
+        &self.index
     }
 
     /// The next entry, or `None` at the end of the range.
@@ -293,7 +302,7 @@ impl BtScan {
                 let tid = t
                     .heap_tid()
                     .ok_or_else(|| corrupt(&index.name, "pivot tuple on a leaf"))?;
-                entries.push(IndexEntry { tid, key });
+                entries.push(IndexEntry { tid, key, blk, off });
             }
         }
         entries.reverse();

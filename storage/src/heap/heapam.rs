@@ -336,6 +336,103 @@ pub fn heap_fetch(
     })
 }
 
+/// What an index scan finds at an entry's heap TID.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IndexFetch {
+    /// The snapshot sees the tuple: a copy of it.
+    Visible(Vec<u8>),
+    /// Not visible to this snapshot, maybe to others.
+    Invisible,
+    /// No transaction can ever see it (`surely_dead`, or the slot is
+    /// LP_DEAD): the index entry may be marked LP_DEAD.
+    SurelyDead,
+}
+
+/// [`heap_fetch`] for an index scan (PostgreSQL's `heap_hot_search_buffer`
+/// with its `all_dead` answer, without HOT chains). `horizon` gives the
+/// vacuum horizon; it is asked only for an invisible tuple, after the
+/// buffer lock is released.
+pub fn heap_fetch_for_index(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    tid: ItemPointer,
+    snapshot: &Snapshot,
+    xact: &CurrentXact,
+    horizon: &mut dyn FnMut() -> Xid,
+) -> Result<IndexFetch, PgError> {
+    let clog = ctx.clog;
+    let invisible_header = {
+        let buf = ctx.buffers.read_buffer(
+            &mut *ctx.smgr,
+            ctx.wal,
+            rel.locator,
+            ForkNumber::Main,
+            tid.block,
+        )?;
+        let page = buf.lock_shared();
+        if Page::new(&*page)
+            .item_id(tid.offset)
+            .is_some_and(|lp| lp.is_dead())
+        {
+            return Ok(IndexFetch::SurelyDead);
+        }
+        let Some(item) = normal_item(&page, tid.offset)? else {
+            return Ok(IndexFetch::Invisible);
+        };
+        let h = HeapTupleHeader::read(item)?;
+        if satisfies_mvcc(&h, snapshot, xact.xid, xact.cid, clog)?.visible {
+            return Ok(IndexFetch::Visible(item.to_vec()));
+        }
+        h
+    };
+    let flushed = ctx.wal.flushed_lsn();
+    if crate::transam::visibility::surely_dead(
+        &invisible_header,
+        horizon(),
+        ctx.transam,
+        clog,
+        flushed,
+    )? {
+        Ok(IndexFetch::SurelyDead)
+    } else {
+        Ok(IndexFetch::Invisible)
+    }
+}
+
+/// Whether the tuple at `tid` is surely dead (an LP_DEAD slot, or
+/// [`surely_dead`](crate::transam::visibility::surely_dead) below
+/// `horizon`): the index scan's re-check under the leaf lock (btree
+/// dead_items K2).
+pub fn heap_tuple_surely_dead(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    tid: ItemPointer,
+    horizon: Xid,
+) -> Result<bool, PgError> {
+    let header = {
+        let buf = ctx.buffers.read_buffer(
+            &mut *ctx.smgr,
+            ctx.wal,
+            rel.locator,
+            ForkNumber::Main,
+            tid.block,
+        )?;
+        let page = buf.lock_shared();
+        if Page::new(&*page)
+            .item_id(tid.offset)
+            .is_some_and(|lp| lp.is_dead())
+        {
+            return Ok(true);
+        }
+        let Some(item) = normal_item(&page, tid.offset)? else {
+            return Ok(false);
+        };
+        HeapTupleHeader::read(item)?
+    };
+    let flushed = ctx.wal.flushed_lsn();
+    crate::transam::visibility::surely_dead(&header, horizon, ctx.transam, ctx.clog, flushed)
+}
+
 /// A copy of the normal tuple at `tid`, if `keep` accepts its header; read
 /// under a shared content lock.
 fn tuple_at_if(

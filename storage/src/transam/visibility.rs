@@ -487,6 +487,45 @@ pub enum VacuumState {
     DeleteInProgress,
 }
 
+/// Whether the tuple is dead to every transaction, present and future,
+/// and will stay so after a crash (PostgreSQL's "surely dead", what lets an
+/// index scan mark the tuple's index entry LP_DEAD without WAL): the
+/// inserter aborted or crashed, or the deleter committed below `horizon`
+/// (V7) with its commit record already flushed (`<= wal_flushed`; a
+/// commit still only in WAL buffers could be lost in a crash, and the
+/// tuple would be live again).
+pub fn surely_dead(
+    t: &HeapTupleHeader,
+    horizon: Xid,
+    running: &(impl XidRunningOracle + ?Sized),
+    oracle: &(impl XidStatusOracle + ?Sized),
+    wal_flushed: Lsn,
+) -> Result<bool, PgError> {
+    check_no_multixact(t)?;
+    let mask = t.infomask;
+    if !xmin_committed_hint(mask) {
+        if xmin_invalid_hint(mask) {
+            return Ok(true);
+        }
+        if running.is_running(t.xmin) {
+            return Ok(false);
+        }
+        if did_commit(oracle, t.xmin)?.is_none() {
+            return Ok(true); // aborted or crashed: nobody ever sees it
+        }
+    }
+    if mask & HEAP_XMAX_INVALID != 0 || xmax_is_locked_only(mask) || t.xmax >= horizon {
+        return Ok(false);
+    }
+    if mask & HEAP_XMAX_COMMITTED != 0 {
+        return Ok(true); // the hint is only set once the commit is flushed
+    }
+    if running.is_running(t.xmax) {
+        return Ok(false);
+    }
+    Ok(did_commit(oracle, t.xmax)?.is_some_and(|lsn| !lsn.is_valid() || lsn <= wal_flushed))
+}
+
 /// PostgreSQL's HeapTupleSatisfiesVacuum: the fate of tuple `t` for
 /// VACUUM, with `horizon` the oldest xid any snapshot may still consider
 /// running (`Transam::global_xmin`, taken once before the scan). `running`
