@@ -15,13 +15,15 @@
 //!   (a year of one or two digits means 1970..2069), with `-`, `/` or `.`
 //!   between the fields;
 //! * `YYYYMMDD` and `YYMMDD`;
+//! * a month name with two numbers (`Feb 29 2024`, `January 8, 1999`,
+//!   `08-Jan-1999`, `1999-Jan-08`), weekday names ignored;
 //! * an optional `BC`/`AD` word, and an optional time of day
 //!   (`H:MM[:SS[.frac]]`, after a space or `T`) and numeric or UTC zone,
 //!   which are checked and then ignored;
 //! * `infinity`, `-infinity`, `epoch`, `today`, `now`, `tomorrow`,
 //!   `yesterday`.
 //!
-//! Month and day names (`Feb 29 2024`) and time zone names answer `0A000`.
+//! Time zone names answer `0A000`.
 
 use super::datetime::{self, TimeZone, USECS_PER_SEC};
 use pgerror::{PgError, PgResult, SqlState};
@@ -80,19 +82,6 @@ pub fn date_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i32> {
             format!("invalid input syntax for type date: \"{input}\""),
         )
     };
-    let field_overflow = |hint: bool| {
-        let e = PgError::new(
-            SqlState::DATETIME_FIELD_OVERFLOW,
-            format!("date/time field value out of range: \"{input}\""),
-        );
-        if hint {
-            e.with_hint("Perhaps you need a different \"datestyle\" setting.")
-        } else {
-            e
-        }
-    };
-    let unsupported =
-        |what: &str| PgError::unsupported(format!("date input with {what} is not supported yet"));
     let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
     match s.to_ascii_lowercase().as_str() {
         "infinity" | "+infinity" => return Ok(DATE_NOEND),
@@ -120,6 +109,15 @@ pub fn date_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i32> {
     let Some((&first, rest)) = words.split_first() else {
         return Err(invalid());
     };
+    if words.iter().any(|w| {
+        w.split(['-', '/', '.', ','])
+            .any(|p| month_number(p).is_some())
+    }) {
+        let (year, month, day, two_digit_year, time_words) =
+            textual_date(&words).ok_or_else(invalid)?;
+        check_time(&time_words, input)?;
+        return finish(input, year, month, day, two_digit_year, bc);
+    }
     let has_alpha = |w: &str| w.bytes().any(|b| b.is_ascii_alphabetic());
     // `2024-02-29T10:00`: the date and the time in one word.
     let (date_part, glued_time) = match first.find(['T', 't']) {
@@ -129,16 +127,8 @@ pub fn date_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i32> {
         _ => (first, None),
     };
     if has_alpha(date_part) {
-        return Err(if is_month_or_day_name(date_part) {
-            unsupported("month or day names")
-        } else {
-            invalid()
-        });
+        return Err(invalid());
     }
-    if rest.iter().any(|w| is_month_or_day_name(w)) {
-        return Err(unsupported("month or day names"));
-    }
-    let numeric = |f: &str| !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit());
     let fields: Vec<&str> = date_part.split(['-', '/', '.']).collect();
     // (year, month, day, whether the year had at most two digits)
     let (year, month, day, two_digit_year) = match fields.as_slice() {
@@ -174,6 +164,34 @@ pub fn date_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i32> {
     }
     time_words.extend_from_slice(rest);
     check_time(&time_words, input)?;
+    finish(input, year, month, day, two_digit_year, bc)
+}
+
+/// Digits only, few enough to parse.
+fn numeric(f: &str) -> bool {
+    !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks the fields and makes the day number.
+fn finish(
+    input: &str,
+    year: i64,
+    month: i64,
+    day: i64,
+    two_digit_year: bool,
+    bc: bool,
+) -> PgResult<i32> {
+    let field_overflow = |hint: bool| {
+        let e = PgError::new(
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            format!("date/time field value out of range: \"{input}\""),
+        );
+        if hint {
+            e.with_hint("Perhaps you need a different \"datestyle\" setting.")
+        } else {
+            e
+        }
+    };
     if month < 1 || month > 12 || day < 1 || day > 31 {
         return Err(field_overflow(true));
     }
@@ -203,16 +221,85 @@ pub fn date_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i32> {
     Ok(days as i32)
 }
 
-/// Whether a word starts like an English month or weekday name.
-fn is_month_or_day_name(w: &str) -> bool {
-    const NAMES: [&str; 19] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon",
-        "tue", "wed", "thu", "fri", "sat", "sun",
-    ];
-    let lower = w.to_ascii_lowercase();
-    lower
-        .split(['-', '/', '.', ','])
-        .any(|part| part.len() >= 3 && NAMES.iter().any(|n| part.starts_with(n)))
+/// A month's number from its English name or abbreviation.
+fn month_number(w: &str) -> Option<i64> {
+    Some(match w.to_ascii_lowercase().as_str() {
+        "jan" | "january" => 1,
+        "feb" | "february" => 2,
+        "mar" | "march" => 3,
+        "apr" | "april" => 4,
+        "may" => 5,
+        "jun" | "june" => 6,
+        "jul" | "july" => 7,
+        "aug" | "august" => 8,
+        "sep" | "sept" | "september" => 9,
+        "oct" | "october" => 10,
+        "nov" | "november" => 11,
+        "dec" | "december" => 12,
+        _ => return None,
+    })
+}
+
+fn is_weekday(w: &str) -> bool {
+    matches!(
+        w.to_ascii_lowercase().as_str(),
+        "sun"
+            | "sunday"
+            | "mon"
+            | "monday"
+            | "tue"
+            | "tues"
+            | "tuesday"
+            | "wed"
+            | "wednesday"
+            | "thu"
+            | "thur"
+            | "thurs"
+            | "thursday"
+            | "fri"
+            | "friday"
+            | "sat"
+            | "saturday"
+    )
+}
+
+/// A date written with a month name (`Feb 29 2024`, `January 8, 1999`,
+/// `08-Jan-1999`, `1999-Jan-08`), weekday names ignored: of the two
+/// numbers, one of three or more digits is the year, else the first is the
+/// day. The words from the first one with a `:` on are the time of day.
+/// `None` when the words make no date.
+#[allow(clippy::type_complexity)]
+fn textual_date<'a>(words: &[&'a str]) -> Option<(i64, i64, i64, bool, Vec<&'a str>)> {
+    let mut month = None;
+    let mut numbers: Vec<&str> = Vec::new();
+    let mut time_words = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if w.contains(':') {
+            time_words.extend_from_slice(&words[i..]);
+            break;
+        }
+        for part in w.split(['-', '/', '.', ',']).filter(|p| !p.is_empty()) {
+            if numeric(part) {
+                numbers.push(part);
+            } else if let Some(m) = month_number(part) {
+                if month.replace(m).is_some() {
+                    return None;
+                }
+            } else if !is_weekday(part) {
+                return None;
+            }
+        }
+    }
+    let [a, b] = numbers.as_slice() else {
+        return None;
+    };
+    let (a_value, b_value) = (a.parse::<i64>().ok()?, b.parse::<i64>().ok()?);
+    let (year, day, two_digit_year) = if a.len() > 2 {
+        (a_value, b_value, false)
+    } else {
+        (b_value, a_value, b.len() <= 2)
+    };
+    Some((year, month?, day, two_digit_year, time_words))
 }
 
 /// The words after the date: `[H:MM[:SS[.frac]][zone]] [zone]`, where a zone
@@ -386,6 +473,12 @@ mod tests {
             ("5874897-12-31", "5874897-12-31"),
             ("epoch", "1970-01-01"),
             ("-infinity", "-infinity"),
+            ("Feb 29 2024", "2024-02-29"),
+            ("January 8, 1999", "1999-01-08"),
+            ("1999-Jan-08", "1999-01-08"),
+            ("08-Jan-1999", "1999-01-08"),
+            ("Thu Feb 29 24 10:00", "2024-02-29"),
+            ("Sept 1 2024 BC", "2024-09-01 BC"),
         ] {
             assert_eq!(date_out(d(input).unwrap()), want, "{input}");
         }
@@ -410,7 +503,12 @@ mod tests {
         assert!(d("4714-11-23 BC").is_err());
         assert!(d("2024-02-29 10:61").is_err());
         assert_eq!(
-            d("Feb 29 2024").unwrap_err().code,
+            d("Feb 2024").unwrap_err().code,
+            SqlState::INVALID_DATETIME_FORMAT
+        );
+        assert!(d("Feb 32 2024").unwrap_err().hint.is_some());
+        assert_eq!(
+            d("Feb 29 2024 10:00 PST").unwrap_err().code,
             SqlState::FEATURE_NOT_SUPPORTED
         );
     }

@@ -85,7 +85,7 @@
 //! follow PostgreSQL exactly: `numeric.rs` (decimal arithmetic with
 //! PostgreSQL's result scales), `float.rs` (shortest round-trip float8 and
 //! float4 output), `datetime.rs` (timestamptz in the session's TimeZone),
-//! `date.rs` (days since 2000-01-01, ISO and MDY input).
+//! `date.rs` (days since 2000-01-01, ISO, MDY and month-name input).
 //!
 //! # Tables
 //!
@@ -109,8 +109,7 @@
 //! # What is not here yet
 //!
 //! Columns of other types (timestamptz, interval, bytea, json...), date
-//! input with month or day names (`Feb 29 2024`) or zone names, interval
-//! values (`date + interval`, `timestamp - timestamp`), joins and
+//! input with time zone names, interval values (`date + interval`, `timestamp - timestamp`), joins and
 //! subqueries, GROUP BY on expressions, DISTINCT over tables,
 //! aggregates other than the five above, index use for ORDER BY ... LIMIT,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of

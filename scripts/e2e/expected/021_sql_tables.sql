@@ -201,6 +201,9 @@ create table fd (id int4 primary key, r real, f float(10), d date default curren
 insert into fd values (1, 0.1, 1.5, '2024-02-29', '2024-02-29 13:45'), (2, 1e10, -2.25, '1999-12-31', null), (3, 'NaN', 3, '2000-01-01', '2000-01-01 00:00');
 insert into fd values (4, '-Infinity', 1e-3, 'infinity', '2030-06-15 08:00'), (5, 3.4e38, 0, '4714-11-24 BC', null), (6, -0.5, 16777217, '-infinity', null);
 insert into fd (id, r) values (7, 2.5);
+insert into fd values (13, 7, 7, 'Feb 29 2024'), (14, 8, 8, 'January 8, 1999');
+select id, d from fd where id > 12 order by d;
+delete from fd where id > 12;
 select id, r, f, d, t from fd where id <> 7 order by id;
 select d = current_date as today from fd where id = 7;
 update fd set d = '2010-10-10' where id = 7;
