@@ -635,6 +635,7 @@ fn transform_aggregate(ps: &ParseState, fc: &pb::FuncCall, name: &str) -> PgResu
             TypeOid::INT2,
             TypeOid::INT4,
             TypeOid::INT8,
+            TypeOid::FLOAT4,
             TypeOid::FLOAT8,
             TypeOid::NUMERIC,
         ];
@@ -650,7 +651,7 @@ fn transform_aggregate(ps: &ParseState, fc: &pb::FuncCall, name: &str) -> PgResu
             ),
             "avg" if numeric.contains(&arg_ty) => (
                 AggFunc::Avg,
-                if arg_ty == TypeOid::FLOAT8 {
+                if matches!(arg_ty, TypeOid::FLOAT4 | TypeOid::FLOAT8) {
                     TypeOid::FLOAT8
                 } else {
                     TypeOid::NUMERIC
@@ -694,8 +695,10 @@ fn is_ordered_type(ty: TypeOid) -> bool {
         TypeOid::INT2
             | TypeOid::INT4
             | TypeOid::INT8
+            | TypeOid::FLOAT4
             | TypeOid::FLOAT8
             | TypeOid::NUMERIC
+            | TypeOid::DATE
             | TypeOid::TEXT
             | TypeOid::VARCHAR
             | TypeOid::BPCHAR
@@ -817,6 +820,7 @@ fn transform_sql_value_function(ps: &ParseState, f: &pb::SqlValueFunction) -> Pg
         Op::SvfopCurrentUser | Op::SvfopUser | Op::SvfopCurrentRole => call("current_user"),
         Op::SvfopSessionUser => call("session_user"),
         Op::SvfopCurrentCatalog => call("current_database"),
+        Op::SvfopCurrentDate => call("current_date"),
         Op::SvfopCurrentSchema => call("current_schema"),
         _ => Err(ps.unsupported_at("the date and time types", f.location)),
     }

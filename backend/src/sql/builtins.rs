@@ -6,10 +6,11 @@
 //! range`, `22012 division by zero`, ...
 
 use super::casts;
+use super::date;
 use super::datetime;
 use super::datum::{float8_cmp, Datum};
 use super::eval::FnCtx;
-use super::float::check_float8;
+use super::float::{check_float4, check_float8};
 use super::numeric::Numeric;
 use super::types::TypeOid;
 use pgerror::{PgError, PgResult, SqlState};
@@ -94,11 +95,102 @@ pub fn identity(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
     Ok(a[0].clone())
 }
 
+/// A float8 argument, or a float4 one widened (exactly) for the mixed
+/// float4/float8 operators.
 fn float_of(d: &Datum) -> f64 {
     match d {
         Datum::Float8(v) => *v,
-        _ => unreachable!("float8 operators receive float8 arguments"),
+        Datum::Float4(v) => f64::from(*v),
+        _ => unreachable!("float8 operators receive float arguments"),
     }
+}
+
+fn float4_of(d: &Datum) -> f32 {
+    match d {
+        Datum::Float4(v) => *v,
+        _ => unreachable!("float4 operators receive float4 arguments"),
+    }
+}
+
+pub fn float4_add(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let (x, y) = (float4_of(&a[0]), float4_of(&a[1]));
+    Ok(Datum::Float4(check_float4(
+        x + y,
+        x.is_infinite() || y.is_infinite(),
+        true,
+    )?))
+}
+
+pub fn float4_sub(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let (x, y) = (float4_of(&a[0]), float4_of(&a[1]));
+    Ok(Datum::Float4(check_float4(
+        x - y,
+        x.is_infinite() || y.is_infinite(),
+        true,
+    )?))
+}
+
+pub fn float4_mul(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let (x, y) = (float4_of(&a[0]), float4_of(&a[1]));
+    Ok(Datum::Float4(check_float4(
+        x * y,
+        x.is_infinite() || y.is_infinite(),
+        x == 0.0 || y == 0.0,
+    )?))
+}
+
+pub fn float4_div(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let (x, y) = (float4_of(&a[0]), float4_of(&a[1]));
+    if y == 0.0 {
+        return Err(division_by_zero());
+    }
+    Ok(Datum::Float4(check_float4(
+        x / y,
+        x.is_infinite(),
+        x == 0.0 || y.is_infinite(),
+    )?))
+}
+
+pub fn float4_neg(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Float4(-float4_of(&a[0])))
+}
+
+pub fn float4_abs(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Float4(float4_of(&a[0]).abs()))
+}
+
+fn date_of(d: &Datum) -> i32 {
+    match d {
+        Datum::Date(v) => *v,
+        _ => unreachable!("date operators receive date arguments"),
+    }
+}
+
+pub fn date_pl_int(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Date(date::add_days(date_of(&a[0]), int_of(&a[1]))?))
+}
+
+pub fn int_pl_date(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Date(date::add_days(date_of(&a[1]), int_of(&a[0]))?))
+}
+
+pub fn date_mi_int(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Date(date::add_days(date_of(&a[0]), -int_of(&a[1]))?))
+}
+
+pub fn date_mi_date(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Int4(date::difference(
+        date_of(&a[0]),
+        date_of(&a[1]),
+    )?))
+}
+
+/// CURRENT_DATE: the transaction start's date in the session's TimeZone.
+pub fn current_date(cx: &mut FnCtx, _: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Date(date::today(
+        cx.env.xact_start,
+        &cx.env.io.timezone,
+    )))
 }
 
 pub fn float8_add(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
@@ -203,32 +295,48 @@ pub fn numeric_abs(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
     Ok(Datum::Numeric(numeric_of(&a[0]).abs()))
 }
 
-fn compare(a: &[Datum]) -> Ordering {
+/// The order of two comparison arguments: same-type pairs by their btree
+/// order; float4 with float8 in double precision; a date with a timestamp
+/// as its midnight (in the session's TimeZone for timestamptz).
+fn compare(cx: &FnCtx, a: &[Datum]) -> Ordering {
+    let date_key = |d: i32, other: TypeOid| {
+        let tz = (other == TypeOid::TIMESTAMPTZ).then_some(&cx.env.io.timezone);
+        date::date_as_timestamp_key(d, tz)
+    };
     match (&a[0], &a[1]) {
         (Datum::Float8(x), Datum::Float8(y)) => float8_cmp(*x, *y),
+        (Datum::Float4(_) | Datum::Float8(_), Datum::Float4(_) | Datum::Float8(_)) => {
+            float8_cmp(float_of(&a[0]), float_of(&a[1]))
+        }
+        (Datum::Date(d), Datum::TimestampTz(t)) => {
+            date_key(*d, cx.arg_types[1]).cmp(&i128::from(*t))
+        }
+        (Datum::TimestampTz(t), Datum::Date(d)) => {
+            i128::from(*t).cmp(&date_key(*d, cx.arg_types[0]))
+        }
         (x, y) => x
             .compare(y)
             .expect("comparison operators receive comparable arguments"),
     }
 }
 
-pub fn cmp_eq(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) == Ordering::Equal))
+pub fn cmp_eq(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) == Ordering::Equal))
 }
-pub fn cmp_ne(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) != Ordering::Equal))
+pub fn cmp_ne(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) != Ordering::Equal))
 }
-pub fn cmp_lt(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) == Ordering::Less))
+pub fn cmp_lt(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) == Ordering::Less))
 }
-pub fn cmp_gt(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) == Ordering::Greater))
+pub fn cmp_gt(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) == Ordering::Greater))
 }
-pub fn cmp_le(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) != Ordering::Greater))
+pub fn cmp_le(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) != Ordering::Greater))
 }
-pub fn cmp_ge(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
-    Ok(Datum::Bool(compare(a) != Ordering::Less))
+pub fn cmp_ge(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    Ok(Datum::Bool(compare(cx, a) != Ordering::Less))
 }
 
 fn text_of(d: &Datum) -> &str {

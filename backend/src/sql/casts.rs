@@ -13,7 +13,9 @@
 //! a separate length coercion ([`apply_typmod`]), as PostgreSQL does.
 
 use super::builtins::{int_out_of_range, make_int};
+use super::date;
 use super::datum::Datum;
+use super::float::{check_float4, parse_float4};
 use super::funcs::Volatility;
 use super::io::{self, IoContext};
 use super::numeric::Numeric;
@@ -46,15 +48,19 @@ impl CastMethod {
     /// depends on settings.
     pub fn volatility(&self, source: TypeOid, target: TypeOid) -> Volatility {
         match self {
+            // date's input reads the clock ('today') and the TimeZone.
             CastMethod::InOut
-                if source == TypeOid::TIMESTAMPTZ || target == TypeOid::TIMESTAMPTZ =>
+                if [TypeOid::TIMESTAMPTZ, TypeOid::DATE].contains(&source)
+                    || [TypeOid::TIMESTAMPTZ, TypeOid::DATE].contains(&target) =>
             {
                 Volatility::Stable
             }
             // They read the session's TimeZone.
             CastMethod::Func(_)
-                if (source == TypeOid::TIMESTAMPTZ && target == TypeOid::TIMESTAMP)
-                    || (source == TypeOid::TIMESTAMP && target == TypeOid::TIMESTAMPTZ) =>
+                if (source == TypeOid::TIMESTAMPTZ
+                    && [TypeOid::TIMESTAMP, TypeOid::DATE].contains(&target))
+                    || (target == TypeOid::TIMESTAMPTZ
+                        && [TypeOid::TIMESTAMP, TypeOid::DATE].contains(&source)) =>
             {
                 Volatility::Stable
             }
@@ -126,6 +132,55 @@ casts! {
     NAME => BPCHAR A CastMethod::Binary;
     TIMESTAMPTZ => TIMESTAMP A CastMethod::Func(timestamptz_to_timestamp);
     TIMESTAMP => TIMESTAMPTZ I CastMethod::Func(timestamp_to_timestamptz);
+    INT2 => FLOAT4 I CastMethod::Func(int_to_float4);
+    INT4 => FLOAT4 I CastMethod::Func(int_to_float4);
+    INT8 => FLOAT4 I CastMethod::Func(int_to_float4);
+    FLOAT4 => FLOAT8 I CastMethod::Func(float4_to_float8);
+    FLOAT8 => FLOAT4 A CastMethod::Func(float8_to_float4);
+    FLOAT4 => INT2 A CastMethod::Func(float8_to_int2);
+    FLOAT4 => INT4 A CastMethod::Func(float8_to_int4);
+    FLOAT4 => INT8 A CastMethod::Func(float8_to_int8);
+    NUMERIC => FLOAT4 I CastMethod::Func(numeric_to_float4);
+    FLOAT4 => NUMERIC A CastMethod::Func(float4_to_numeric);
+    DATE => TIMESTAMP I CastMethod::Func(date_to_timestamp);
+    DATE => TIMESTAMPTZ I CastMethod::Func(date_to_timestamptz);
+    TIMESTAMP => DATE A CastMethod::Func(timestamp_to_date);
+    TIMESTAMPTZ => DATE A CastMethod::Func(timestamptz_to_date);
+}
+
+fn date_of(v: &Datum) -> i32 {
+    match v {
+        Datum::Date(d) => *d,
+        _ => unreachable!("date casts receive dates"),
+    }
+}
+
+fn timestamp_of(v: &Datum) -> i64 {
+    match v {
+        Datum::TimestampTz(t) => *t,
+        _ => unreachable!("timestamp casts receive timestamps"),
+    }
+}
+
+fn date_to_timestamp(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::TimestampTz(date::date_to_timestamp(date_of(v))?))
+}
+
+fn date_to_timestamptz(v: &Datum, io: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::TimestampTz(date::date_to_timestamptz(
+        date_of(v),
+        &io.timezone,
+    )?))
+}
+
+fn timestamp_to_date(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Date(date::timestamp_to_date(timestamp_of(v))))
+}
+
+fn timestamptz_to_date(v: &Datum, io: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Date(date::timestamp_to_date(
+        super::datetime::timestamptz_to_timestamp(timestamp_of(v), &io.timezone),
+    )))
 }
 
 /// bpchar → text drops the padding (PostgreSQL's rtrim1).
@@ -274,10 +329,12 @@ fn int_of(v: &Datum) -> i64 {
     v.as_i64().expect("integer casts receive integers")
 }
 
+/// A float8 or float4 value (widening a float4 is exact).
 fn float_of(v: &Datum) -> f64 {
     match v {
         Datum::Float8(f) => *f,
-        _ => unreachable!("float8 casts receive float8"),
+        Datum::Float4(f) => f64::from(*f),
+        _ => unreachable!("float casts receive float4 or float8"),
     }
 }
 
@@ -300,6 +357,29 @@ fn int_to_int8(v: &Datum, _: &IoContext) -> PgResult<Datum> {
 fn int_to_float8(v: &Datum, _: &IoContext) -> PgResult<Datum> {
     Ok(Datum::Float8(int_of(v) as f64))
 }
+fn int_to_float4(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Float4(int_of(v) as f32))
+}
+fn float4_to_float8(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Float8(float_of(v)))
+}
+/// dtof: overflow to infinity and underflow to zero are errors.
+fn float8_to_float4(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    let x = float_of(v);
+    Ok(Datum::Float4(check_float4(
+        x as f32,
+        x.is_infinite(),
+        x == 0.0,
+    )?))
+}
+/// numeric_float4: through the numeric's text, as PostgreSQL does.
+fn numeric_to_float4(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Float4(parse_float4(&numeric_of(v).to_text())?))
+}
+/// float4_numeric: six significant digits (`%.6g`).
+fn float4_to_numeric(v: &Datum, _: &IoContext) -> PgResult<Datum> {
+    Ok(Datum::Numeric(Numeric::from_float(float_of(v), 6)?))
+}
 fn int_to_numeric(v: &Datum, _: &IoContext) -> PgResult<Datum> {
     Ok(Datum::Numeric(Numeric::from_i64(int_of(v))))
 }
@@ -307,7 +387,8 @@ fn int_to_oid(v: &Datum, _: &IoContext) -> PgResult<Datum> {
     Ok(Datum::Oid(int_of(v) as u32))
 }
 
-/// dtoi2/dtoi4/dtoi8: round half to even (rint), then range-check.
+/// dtoi2/dtoi4/dtoi8 (and ftoi2/4/8 on a widened float4): round half to
+/// even (rint), then range-check.
 fn float8_to_int(v: &Datum, ty: TypeOid) -> PgResult<Datum> {
     let f = float_of(v).round_ties_even();
     // [-2^63, 2^63): the doubles that fit in an i64.

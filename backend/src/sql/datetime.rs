@@ -15,8 +15,8 @@ use pgerror::{PgError, PgResult, SqlState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
-const USECS_PER_SEC: i64 = 1_000_000;
+pub const PG_EPOCH_UNIX_SECS: i64 = 946_684_800;
+pub const USECS_PER_SEC: i64 = 1_000_000;
 pub const TIMESTAMP_INFINITY: i64 = i64::MAX;
 pub const TIMESTAMP_MINUS_INFINITY: i64 = i64::MIN;
 
@@ -96,7 +96,7 @@ pub fn from_system_time(t: SystemTime) -> i64 {
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -110,7 +110,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -337,7 +337,7 @@ pub fn timestamptz_in(input: &str, tz: &TimeZone, now: i64) -> PgResult<i64> {
 }
 
 /// `Ok(None)` for no zone, `Some(seconds east)` for an explicit one.
-fn parse_zone(rest: &str) -> Option<Option<i32>> {
+pub(super) fn parse_zone(rest: &str) -> Option<Option<i32>> {
     let z = rest.trim();
     if z.is_empty() {
         return Some(None);
@@ -362,7 +362,7 @@ fn parse_zone(rest: &str) -> Option<Option<i32>> {
     Some(Some(sign * (h * 3600 + m * 60)))
 }
 
-fn days_in_month(year: i64, month: u32) -> u32 {
+pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,

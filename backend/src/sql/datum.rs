@@ -20,6 +20,7 @@ pub enum Datum {
     Int2(i16),
     Int4(i32),
     Int8(i64),
+    Float4(f32),
     Float8(f64),
     Numeric(Numeric),
     /// text, varchar, name, and the string of an `unknown` literal.
@@ -28,6 +29,9 @@ pub enum Datum {
     /// timestamptz; for timestamp, the wall-clock reading counted the same
     /// way (as if it were UTC).
     TimestampTz(i64),
+    /// date: days since 2000-01-01; `i32::MIN`/`i32::MAX` are -infinity
+    /// and infinity.
+    Date(i32),
     /// oid and regtype.
     Oid(u32),
     /// The only value of type `void`.
@@ -70,6 +74,8 @@ impl Datum {
         Some(match (self, other) {
             (Bool(a), Bool(b)) => a.cmp(b),
             (Float8(a), Float8(b)) => float8_cmp(*a, *b),
+            (Float4(a), Float4(b)) => float8_cmp(f64::from(*a), f64::from(*b)),
+            (Date(a), Date(b)) => a.cmp(b),
             (Numeric(a), Numeric(b)) => a.cmp(b),
             // Text compares bytewise: the "C" collation.
             (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),

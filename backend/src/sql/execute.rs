@@ -230,6 +230,8 @@ pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
         Some(S::Int4(x)) => Datum::Int4(x),
         Some(S::Int8(x)) => Datum::Int8(x),
         Some(S::Float8(x)) => Datum::Float8(x),
+        Some(S::Float4(x)) => Datum::Float4(x),
+        Some(S::Date(d)) => Datum::Date(d),
         Some(S::Bool(x)) => Datum::Bool(x),
         Some(S::Text(x)) | Some(S::Name(x)) => Datum::Text(x),
         Some(S::Oid(o)) => Datum::Oid(o.0),
@@ -445,9 +447,17 @@ enum Accum {
         sum: i128,
         n: i64,
     },
+    /// avg of float4 and float8, sum of float8: in double precision.
     FloatSum {
         sum: f64,
         n: i64,
+    },
+    /// sum of float4: in single precision (float4pl), `overflow` set when
+    /// finite values summed to infinity.
+    Float4Sum {
+        sum: f32,
+        n: i64,
+        overflow: bool,
     },
     NumericSum {
         sum: Numeric,
@@ -464,6 +474,12 @@ impl Accum {
             AggFunc::CountStar | AggFunc::Count => Accum::Count(0),
             AggFunc::Sum | AggFunc::Avg => match arg_ty {
                 Some(TypeOid::FLOAT8) => Accum::FloatSum { sum: 0.0, n: 0 },
+                Some(TypeOid::FLOAT4) if call.func == AggFunc::Sum => Accum::Float4Sum {
+                    sum: 0.0,
+                    n: 0,
+                    overflow: false,
+                },
+                Some(TypeOid::FLOAT4) => Accum::FloatSum { sum: 0.0, n: 0 },
                 Some(TypeOid::NUMERIC) => Accum::NumericSum {
                     sum: Numeric::from_i64(0),
                     n: 0,
@@ -493,8 +509,20 @@ impl Accum {
                 *n += 1;
             }
             Accum::FloatSum { sum, n } => {
-                if let Datum::Float8(f) = v {
-                    *sum += f;
+                match v {
+                    Datum::Float8(f) => *sum += f,
+                    Datum::Float4(f) => *sum += f64::from(f),
+                    _ => {}
+                }
+                *n += 1;
+            }
+            Accum::Float4Sum { sum, n, overflow } => {
+                if let Datum::Float4(f) = v {
+                    let next = *sum + f;
+                    if next.is_infinite() && !sum.is_infinite() && !f.is_infinite() {
+                        *overflow = true;
+                    }
+                    *sum = next;
                 }
                 *n += 1;
             }
@@ -529,6 +557,7 @@ impl Accum {
             Accum::Count(n) => Datum::Int8(n),
             Accum::IntSum { n: 0, .. }
             | Accum::FloatSum { n: 0, .. }
+            | Accum::Float4Sum { n: 0, .. }
             | Accum::NumericSum { n: 0, .. } => Datum::Null,
             Accum::IntSum { sum, n } => {
                 if avg {
@@ -543,6 +572,13 @@ impl Accum {
                 }
             }
             Accum::FloatSum { sum, n } => Datum::Float8(if avg { sum / n as f64 } else { sum }),
+            Accum::Float4Sum { overflow: true, .. } => {
+                return Err(PgError::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value out of range: overflow",
+                ))
+            }
+            Accum::Float4Sum { sum, .. } => Datum::Float4(sum),
             Accum::NumericSum { sum, n } => Datum::Numeric(if avg {
                 sum.div(&Numeric::from_i64(n))?
             } else {

@@ -1,4 +1,5 @@
-//! `float8` text input and output, byte for byte as PostgreSQL 15.
+//! `float8` and `float4` (real) text input and output, byte for byte as
+//! PostgreSQL 15.
 //!
 //! Output depends on `extra_float_digits` (PostgreSQL 12+):
 //!
@@ -10,6 +11,11 @@
 //!
 //! Input is `strtod` plus PostgreSQL's spellings of the special values, and
 //! rejects results that overflow or underflow to zero.
+//!
+//! `float4` is the same with single precision: the shortest text that reads
+//! back as the same `f32` (fixed notation for exponents in `-4..6`), or
+//! `%.*g` with `6 + extra_float_digits` digits; input is `strtof` (read
+//! straight to the nearest `f32`, never through a double).
 
 use pgerror::{PgError, PgResult, SqlState};
 
@@ -52,14 +58,52 @@ fn shortest(v: f64) -> String {
         };
     }
     let (negative, digits, exp) = shortest_digits(v);
+    place_shortest(negative, &digits, exp, 15)
+}
+
+/// float4out / float4out_internal.
+pub fn float4_out(v: f32, extra_float_digits: i32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if extra_float_digits > 0 {
+        if v == 0.0 {
+            return if v.is_sign_negative() {
+                "-0".into()
+            } else {
+                "0".into()
+            };
+        }
+        // Rust's `{:e}` on an f32 gives the shortest digits that read back
+        // as the same f32, as Ryu's f2s does.
+        let s = format!("{:e}", v);
+        let (mantissa, exp) = s.split_once('e').expect("{:e} always has an exponent");
+        let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+        let negative = mantissa.starts_with('-');
+        let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+        place_shortest(negative, &digits, exp, 6)
+    } else {
+        format_g(f64::from(v), (6 + extra_float_digits).max(1) as usize)
+    }
+}
+
+/// Fixed notation for exponents in `-4..max_fixed_exp`, else scientific.
+fn place_shortest(negative: bool, digits: &str, exp: i32, max_fixed_exp: i32) -> String {
     let mut out = String::new();
     if negative {
         out.push('-');
     }
-    if (-4..15).contains(&exp) {
-        out.push_str(&place_point(&digits, exp));
+    if (-4..max_fixed_exp).contains(&exp) {
+        out.push_str(&place_point(digits, exp));
     } else {
-        out.push_str(&scientific(&digits, exp));
+        out.push_str(&scientific(digits, exp));
     }
     out
 }
@@ -154,6 +198,46 @@ pub fn parse_float8(input: &str, type_name: &str) -> PgResult<f64> {
     Ok(v)
 }
 
+/// float4in: like [`parse_float8`], rounding the text straight to an f32.
+/// Subnormal results are accepted; overflow and underflow to zero are not.
+pub fn parse_float4(input: &str) -> PgResult<f32> {
+    let type_name = "real";
+    let invalid = || {
+        PgError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type {type_name}: \"{input}\""),
+        )
+    };
+    let s = input.trim_matches(|c: char| c.is_ascii_whitespace());
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "nan" | "+nan" | "-nan" => return Ok(f32::NAN),
+        "infinity" | "+infinity" | "inf" | "+inf" => return Ok(f32::INFINITY),
+        "-infinity" | "-inf" => return Ok(f32::NEG_INFINITY),
+        _ => {}
+    }
+    if !is_strtod_number(s) {
+        return Err(invalid());
+    }
+    let v: f32 = s.parse().map_err(|_| invalid())?;
+    let has_nonzero_digit = s
+        .split(['e', 'E'])
+        .next()
+        .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)));
+    if v.is_infinite() || (v == 0.0 && has_nonzero_digit) {
+        return Err(PgError::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("\"{input}\" is out of range for type {type_name}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// float4 arithmetic result check (check_float4_val).
+pub fn check_float4(result: f32, inf_ok: bool, zero_ok: bool) -> PgResult<f32> {
+    check_float8(f64::from(result), inf_ok, zero_ok).map(|_| result)
+}
+
 /// `[+-] (digits [. digits] | . digits) [e [+-] digits]`, what strtod reads
 /// in decimal (Rust's parser alone would also take "inf" and friends).
 fn is_strtod_number(s: &str) -> bool {
@@ -235,6 +319,44 @@ mod tests {
         ] {
             assert_eq!(float8_out(v, 1), text);
         }
+    }
+
+    #[test]
+    fn float4_output_matches_postgres() {
+        for (v, text) in [
+            (0.1f32, "0.1"),
+            (1e10, "1e+10"),
+            (123456789.0, "1.2345679e+08"),
+            (1234567.0, "1.234567e+06"),
+            (999999.0, "999999"),
+            (1e6, "1e+06"),
+            (0.00012345, "0.00012345"),
+            (1.5e-5, "1.5e-05"),
+            (f32::MAX, "3.4028235e+38"),
+            (1e-45, "1e-45"),
+            (3.3000002, "3.3000002"),
+            (-0.0, "-0"),
+            (f32::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(float4_out(v, 1), text);
+        }
+        assert_eq!(float4_out(123456789.0, 0), "1.23457e+08");
+        assert_eq!(float4_out(0.1, 0), "0.1");
+    }
+
+    #[test]
+    fn float4_input_rounds_once_and_checks_range() {
+        assert_eq!(parse_float4(" 1.5 ").unwrap(), 1.5);
+        assert_eq!(parse_float4("1e-45").unwrap(), 1e-45);
+        assert_eq!(
+            parse_float4("1e39").unwrap_err().message,
+            "\"1e39\" is out of range for type real"
+        );
+        assert!(parse_float4("1e-46").is_err());
+        assert_eq!(
+            parse_float4("abc").unwrap_err().message,
+            "invalid input syntax for type real: \"abc\""
+        );
     }
 
     #[test]

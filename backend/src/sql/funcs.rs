@@ -8,7 +8,7 @@
 //! implements it, as `pg_operator.oprcode` does.
 //!
 //! Some entries are "shells" (`imp: None`): operators PostgreSQL has on
-//! types we do not implement yet (`date + integer`, `interval * float8`).
+//! types we do not implement yet (`date + interval`, `interval * float8`).
 //! They are here so that operator resolution sees PostgreSQL's candidate
 //! set (`'1' + '2'` is ambiguous in PostgreSQL, and must stay so); calling
 //! one answers `0A000`.
@@ -189,8 +189,18 @@ impl Builder {
     }
 
     fn comparisons(&mut self, left: TypeOid, right: TypeOid) {
+        self.comparisons_with(left, right, Immutable);
+    }
+
+    fn comparisons_with(&mut self, left: TypeOid, right: TypeOid, volatility: Volatility) {
         for (name, imp) in COMPARISONS {
-            self.op(name, left, right, T::BOOL, Some(imp));
+            let proc = self.push(name, &[left, right], T::BOOL, volatility, true, Some(imp));
+            self.operators.push(Operator {
+                name,
+                left: Some(left),
+                right,
+                proc,
+            });
         }
     }
 }
@@ -267,14 +277,56 @@ fn build() -> Catalog {
     c.comparisons(T::TIMESTAMPTZ, T::TIMESTAMPTZ);
     c.comparisons(T::OID, T::OID);
 
+    // float4, and float4 with float8 (float48pl, float84lt...: computed
+    // in double precision, giving float8).
+    for (name, imp) in [
+        ("+", b::float4_add as BuiltinFn),
+        ("-", b::float4_sub),
+        ("*", b::float4_mul),
+        ("/", b::float4_div),
+    ] {
+        c.op(name, T::FLOAT4, T::FLOAT4, T::FLOAT4, Some(imp));
+    }
+    c.comparisons(T::FLOAT4, T::FLOAT4);
+    c.prefix_op("-", T::FLOAT4, T::FLOAT4, Some(b::float4_neg));
+    c.prefix_op("+", T::FLOAT4, T::FLOAT4, Some(b::identity));
+    for (l, r) in [(T::FLOAT4, T::FLOAT8), (T::FLOAT8, T::FLOAT4)] {
+        for (name, imp) in [
+            ("+", b::float8_add as BuiltinFn),
+            ("-", b::float8_sub),
+            ("*", b::float8_mul),
+            ("/", b::float8_div),
+        ] {
+            c.op(name, l, r, T::FLOAT8, Some(imp));
+        }
+        c.comparisons(l, r);
+    }
+
+    // date: day arithmetic, and comparisons with itself and with
+    // timestamps (the date taken as its midnight; in the session's
+    // TimeZone against timestamptz, so those are stable).
+    c.op("+", T::DATE, T::INT4, T::DATE, Some(b::date_pl_int));
+    c.op("+", T::INT4, T::DATE, T::DATE, Some(b::int_pl_date));
+    c.op("-", T::DATE, T::INT4, T::DATE, Some(b::date_mi_int));
+    c.op("-", T::DATE, T::DATE, T::INT4, Some(b::date_mi_date));
+    c.comparisons(T::DATE, T::DATE);
+    c.comparisons(T::DATE, T::TIMESTAMP);
+    c.comparisons(T::TIMESTAMP, T::DATE);
+    c.comparisons_with(T::DATE, T::TIMESTAMPTZ, Stable);
+    c.comparisons_with(T::TIMESTAMPTZ, T::DATE, Stable);
+    c.comparisons(T::TIMESTAMP, T::TIMESTAMP);
+
     // Shells: PostgreSQL's date/time arithmetic, present for resolution.
-    c.op("+", T::DATE, T::INT4, T::DATE, None);
-    c.op("+", T::INT4, T::DATE, T::DATE, None);
+    c.op("+", T::DATE, T::INTERVAL, T::TIMESTAMP, None);
+    c.op("+", T::INTERVAL, T::DATE, T::TIMESTAMP, None);
+    c.op("-", T::DATE, T::INTERVAL, T::TIMESTAMP, None);
+    c.op("+", T::TIMESTAMP, T::INTERVAL, T::TIMESTAMP, None);
+    c.op("+", T::INTERVAL, T::TIMESTAMP, T::TIMESTAMP, None);
+    c.op("-", T::TIMESTAMP, T::INTERVAL, T::TIMESTAMP, None);
+    c.op("-", T::TIMESTAMP, T::TIMESTAMP, T::INTERVAL, None);
     c.op("+", T::INTERVAL, T::INTERVAL, T::INTERVAL, None);
     c.op("+", T::TIMESTAMPTZ, T::INTERVAL, T::TIMESTAMPTZ, None);
     c.op("+", T::INTERVAL, T::TIMESTAMPTZ, T::TIMESTAMPTZ, None);
-    c.op("-", T::DATE, T::DATE, T::INT4, None);
-    c.op("-", T::DATE, T::INT4, T::DATE, None);
     c.op("-", T::INTERVAL, T::INTERVAL, T::INTERVAL, None);
     c.op("-", T::TIMESTAMPTZ, T::TIMESTAMPTZ, T::INTERVAL, None);
     c.op("-", T::TIMESTAMPTZ, T::INTERVAL, T::TIMESTAMPTZ, None);
@@ -359,6 +411,8 @@ fn build() -> Catalog {
         c.func("abs", &[t], t, Immutable, b::int_abs);
     }
     c.func("abs", &[T::FLOAT8], T::FLOAT8, Immutable, b::float8_abs);
+    c.func("abs", &[T::FLOAT4], T::FLOAT4, Immutable, b::float4_abs);
+    c.func("current_date", &[], T::DATE, Stable, b::current_date);
     c.func("abs", &[T::NUMERIC], T::NUMERIC, Immutable, b::numeric_abs);
 
     Catalog {

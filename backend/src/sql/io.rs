@@ -6,6 +6,7 @@
 //! into an [`IoContext`], so that evaluating an expression never consults
 //! the settings table.
 
+use super::date;
 use super::datetime::{self, TimeZone};
 use super::datum::Datum;
 use super::float;
@@ -60,6 +61,8 @@ pub fn input(ty: TypeOid, text: &str, io: &IoContext) -> PgResult<Datum> {
         TypeOid::INT8 => Datum::Int8(parse_int(text, "bigint")?),
         TypeOid::OID => Datum::Oid(parse_oid(text)?),
         TypeOid::FLOAT8 => Datum::Float8(float::parse_float8(text, "double precision")?),
+        TypeOid::FLOAT4 => Datum::Float4(float::parse_float4(text)?),
+        TypeOid::DATE => Datum::Date(date::date_in(text, &io.timezone, io.now)?),
         TypeOid::NUMERIC => Datum::Numeric(Numeric::parse(text)?),
         TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::BPCHAR | TypeOid::UNKNOWN => {
             Datum::Text(text.to_string())
@@ -92,6 +95,8 @@ pub fn output(value: &Datum, ty: TypeOid, io: &IoContext) -> String {
         Datum::Int4(v) => v.to_string(),
         Datum::Int8(v) => v.to_string(),
         Datum::Float8(v) => float::float8_out(*v, io.extra_float_digits),
+        Datum::Float4(v) => float::float4_out(*v, io.extra_float_digits),
+        Datum::Date(d) => date::date_out(*d),
         Datum::Numeric(n) => n.to_text(),
         Datum::Text(s) => s.clone(),
         Datum::TimestampTz(t) if ty == TypeOid::TIMESTAMP => datetime::timestamp_out(*t),
@@ -179,6 +184,7 @@ fn parse_regtype(text: &str) -> PgResult<TypeOid> {
         "bigint" => Some(TypeOid::INT8),
         "boolean" => Some(TypeOid::BOOL),
         "double precision" | "float" => Some(TypeOid::FLOAT8),
+        "real" => Some(TypeOid::FLOAT4),
         "character varying" => Some(TypeOid::VARCHAR),
         "timestamp with time zone" => Some(TypeOid::TIMESTAMPTZ),
         "decimal" => Some(TypeOid::NUMERIC),

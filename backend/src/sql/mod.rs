@@ -83,8 +83,9 @@
 //! Types carry PostgreSQL's OIDs (`types.rs`); values are [`datum::Datum`]s
 //! whose type is known from the expression, never from the value. Numbers
 //! follow PostgreSQL exactly: `numeric.rs` (decimal arithmetic with
-//! PostgreSQL's result scales), `float.rs` (shortest round-trip float8
-//! output), `datetime.rs` (timestamptz in the session's TimeZone).
+//! PostgreSQL's result scales), `float.rs` (shortest round-trip float8 and
+//! float4 output), `datetime.rs` (timestamptz in the session's TimeZone),
+//! `date.rs` (days since 2000-01-01, ISO, MDY and month-name input).
 //!
 //! # Tables
 //!
@@ -100,15 +101,16 @@
 //! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
 //! in the storage engine in `tables.rs`; CREATE/DROP INDEX and ALTER TABLE
 //! ADD constraints in `indexes.rs`; VACUUM and ANALYZE in `vacuum.rs`.
-//! Columns may be bool, int2, int4, int8, float8, numeric (with or without
-//! precision and scale), text, varchar(n), char(n) and timestamp; the heap
-//! keeps numeric as its canonical text (`storage::heap::datum`), so its
-//! values read back exactly.
+//! Columns may be bool, int2, int4, int8, float4 (real), float8, numeric
+//! (with or without precision and scale), text, varchar(n), char(n), date
+//! and timestamp; the heap keeps numeric as its canonical text
+//! (`storage::heap::datum`), so its values read back exactly.
 //!
 //! # What is not here yet
 //!
-//! Columns of other types (float4, date, timestamptz, bytea, json...),
-//! joins and subqueries, GROUP BY on expressions, DISTINCT over tables,
+//! Columns of other types (timestamptz, interval, bytea, json...), date
+//! input with time zone names, interval values (`date + interval`, `timestamp - timestamp`), joins and
+//! subqueries, GROUP BY on expressions, DISTINCT over tables,
 //! aggregates other than the five above, index use for ORDER BY ... LIMIT,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
 //! table changes, and statements other than the ones above, SET/SHOW/RESET,
@@ -145,6 +147,7 @@ mod funcs;
 mod types;
 
 // Values and their text forms.
+mod date;
 mod datetime;
 mod datum;
 mod float;

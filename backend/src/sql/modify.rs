@@ -533,6 +533,8 @@ pub fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
         (Datum::Int4(x), sd::INT4OID) => Stored::Int4(*x),
         (Datum::Int8(x), sd::INT8OID) => Stored::Int8(*x),
         (Datum::Float8(x), sd::FLOAT8OID) => Stored::Float8(*x),
+        (Datum::Float4(x), sd::FLOAT4OID) => Stored::Float4(*x),
+        (Datum::Date(d), sd::DATEOID) => Stored::Date(*d),
         (Datum::Text(s), sd::TEXTOID | sd::VARCHAROID | sd::BPCHAROID) => Stored::Text(s.clone()),
         (Datum::TimestampTz(t), sd::TIMESTAMPOID) => Stored::Timestamp(*t),
         (Datum::Numeric(n), sd::NUMERICOID) => Stored::Numeric(n.to_text()),

@@ -582,13 +582,19 @@ impl Numeric {
 
     /// float8_numeric: 15 significant digits, as PostgreSQL's `%.15g`.
     pub fn from_f64(v: f64) -> PgResult<Numeric> {
+        Numeric::from_float(v, 15)
+    }
+
+    /// A float rounded to `digits` significant digits (`%.{digits}g`):
+    /// 15 for float8, 6 for float4.
+    pub fn from_float(v: f64, digits: usize) -> PgResult<Numeric> {
         if v.is_nan() {
             return Ok(Numeric::NaN);
         }
         if v.is_infinite() {
             return Ok(Numeric::infinity(if v < 0.0 { -1 } else { 1 }));
         }
-        Numeric::parse(&crate::sql::float::format_g(v, 15)).map_err(|_| overflow())
+        Numeric::parse(&crate::sql::float::format_g(v, digits)).map_err(|_| overflow())
     }
 }
 

@@ -213,6 +213,10 @@ fn receive(ty: TypeOid, b: &[u8]) -> Result<Datum, Option<PgError>> {
         TypeOid::FLOAT8 => {
             Datum::Float8(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| None)?))
         }
+        TypeOid::FLOAT4 => {
+            Datum::Float4(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| None)?))
+        }
+        TypeOid::DATE => Datum::Date(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| None)?)),
         TypeOid::TEXT | TypeOid::VARCHAR | TypeOid::NAME | TypeOid::UNKNOWN => {
             Datum::Text(String::from_utf8(b.to_vec()).map_err(|_| None)?)
         }

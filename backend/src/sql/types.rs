@@ -8,7 +8,7 @@
 //! in PostgreSQL. When the catalog becomes real tables, this table becomes
 //! `pg_type`'s bootstrap contents.
 //!
-//! A few types are listed without text I/O yet ("shell" entries: `date`,
+//! A few types are listed without text I/O yet ("shell" entries:
 //! `interval`, ...). They exist so that resolution sees the same candidate
 //! categories as PostgreSQL (`'a' + 'b'` must be ambiguous, not float8
 //! arithmetic); using a value of them answers `0A000`.
@@ -31,6 +31,7 @@ impl TypeOid {
     pub const INT4: TypeOid = TypeOid(23);
     pub const TEXT: TypeOid = TypeOid(25);
     pub const OID: TypeOid = TypeOid(26);
+    pub const FLOAT4: TypeOid = TypeOid(700);
     pub const FLOAT8: TypeOid = TypeOid(701);
     pub const UNKNOWN: TypeOid = TypeOid(705);
     pub const BPCHAR: TypeOid = TypeOid(1042);
@@ -92,11 +93,12 @@ types! {
     INT4        "int4"        "integer"                     4  Numeric  false true;
     TEXT        "text"        "text"                        -1 String   true  true;
     OID         "oid"         "oid"                         4  Numeric  false true;
+    FLOAT4      "float4"      "real"                        4  Numeric  false true;
     FLOAT8      "float8"      "double precision"            8  Numeric  true  true;
     UNKNOWN     "unknown"     "unknown"                     -2 Unknown  false true;
     BPCHAR      "bpchar"      "character"                   -1 String   false true;
     VARCHAR     "varchar"     "character varying"           -1 String   false true;
-    DATE        "date"        "date"                        4  DateTime false false;
+    DATE        "date"        "date"                        4  DateTime false true;
     TIMESTAMP   "timestamp"   "timestamp without time zone" 8  DateTime false true;
     TIMESTAMPTZ "timestamptz" "timestamp with time zone"    8  DateTime true  true;
     INTERVAL    "interval"    "interval"                    16 Timespan true  false;

@@ -211,3 +211,79 @@ select id from ob order by id desc nulls last limit 2;
 delete from ob where id <= 2990;
 select id, t from ob order by id desc limit 3;
 drop table ob;
+-- float4 (real) and date columns: input, output, arithmetic, casts, ordering, aggregates, indexes, COPY
+create table fd (id int4 primary key, r real, f float(10), d date default current_date, t timestamp);
+insert into fd values (1, 0.1, 1.5, '2024-02-29', '2024-02-29 13:45'), (2, 1e10, -2.25, '1999-12-31', null), (3, 'NaN', 3, '2000-01-01', '2000-01-01 00:00');
+insert into fd values (4, '-Infinity', 1e-3, 'infinity', '2030-06-15 08:00'), (5, 3.4e38, 0, '4714-11-24 BC', null), (6, -0.5, 16777217, '-infinity', null);
+insert into fd (id, r) values (7, 2.5);
+insert into fd values (13, 7, 7, 'Feb 29 2024'), (14, 8, 8, 'January 8, 1999');
+select id, d from fd where id > 12 order by d;
+delete from fd where id > 12;
+select id, r, f, d, t from fd where id <> 7 order by id;
+select d = current_date as today from fd where id = 7;
+update fd set d = '2010-10-10' where id = 7;
+insert into fd values (8, 1e39);
+insert into fd values (8, '1e39');
+insert into fd values (8, 1, 1, '2023-02-29');
+insert into fd values (8, 1, 1, 'someday');
+insert into fd values (8, 1, 1e300);
+select id, r from fd order by r, id;
+select id, r from fd order by r desc nulls last, id;
+select id, d from fd order by d, id;
+select id, d from fd order by d desc, id;
+select r * 2, r + r, r / 4, -r, r::float8, r::numeric, pg_typeof(r * 2), pg_typeof(r + f) from fd where id in (1, 2, 6) order by id;
+select r::int4, r::int8, r::int2, f::int4 from fd where id in (1, 6, 7) order by id;
+select r::int4 from fd where id = 2;
+select r * r from fd where id = 5;
+select r / 0 from fd where id = 1;
+select d + 1, d - 1, 1 + d, d - date '2000-01-01', d::timestamp, pg_typeof(d - d) from fd where id in (1, 2, 3) order by id;
+select d + 1 from fd where id = 4;
+select d - d from fd where id = 4;
+select d > '2000-01-01', d = t, d < t, t::date from fd where id in (1, 2, 3, 4) order by id;
+select id from fd where r > 1 order by id;
+select id from fd where r = 0.1 order by id;
+select id from fd where r = 0.1::real order by id;
+select id from fd where r < 1 and r > -1 order by id;
+select id from fd where d between '1999-01-01' and '2024-12-31' order by id;
+select id from fd where d > t order by id;
+select sum(r), avg(r), min(r), max(r), pg_typeof(sum(r)), pg_typeof(avg(r)) from fd where id in (1, 6, 7);
+select sum(r) from fd where id in (2, 5);
+select min(d), max(d), count(d) from fd;
+select min(d), max(d) from fd where id < 4;
+select sum(d) from fd;
+update fd set r = r + 1, d = d + 30 where id = 1 returning r, d;
+update fd set d = '2024-13-01' where id = 1;
+update fd set d = t where id = 3 returning d;
+create index fd_r on fd (r);
+create index fd_d on fd (d);
+select id, r from fd where r >= 0.5::real order by r;
+select id, r from fd where r = 'NaN' order by id;
+select id, d from fd where d = '2024-03-30';
+select id, d from fd where d < '2000-06-01' order by d;
+select id, d from fd where d >= 'infinity';
+insert into fd values (9, 4.5, 0, '2024-03-30');
+select id, r, d from fd where d = '2024-03-30' order by id;
+create unique index fd_d_u on fd (d);
+copy fd to stdout;
+copy fd (id, r, d) to stdout (format csv);
+delete from fd;
+copy fd from stdin;
+10	1.25	2	2024-01-01	\N
+11	NaN	-0	infinity	2024-01-01 10:00:00
+12	-1e-45	1e+30	4714-11-24 BC	\N
+\.
+copy fd from stdin;
+13	x	1	2024-01-01	\N
+\.
+copy fd from stdin;
+13	1	1	2024-02-30	\N
+\.
+select * from fd order by id;
+select id from fd where r < 0;
+create table fd2 (x float4 not null, y date not null);
+insert into fd2 values (null, '2024-01-01');
+insert into fd2 values (1, 2);
+insert into fd2 values ('1', '2');
+insert into fd2 select r, d from fd where id = 10;
+select x, y, x::text, y::text from fd2;
+drop table fd, fd2;

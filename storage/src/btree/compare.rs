@@ -12,6 +12,8 @@
 //! |---|---|
 //! | int2, int4, int8 | numeric (any mix of the three compares as int8, as the integer_ops family does) |
 //! | float8 | numeric, -0 = 0, NaN equal to itself and above every other value (`float8_cmp_internal`) |
+//! | float4 | as float8 (`float4_cmp_internal`) |
+//! | date | day number; -infinity and infinity (i32::MIN/MAX) at the ends |
 //! | bool | false < true |
 //! | text, varchar | bytewise on the UTF-8 bytes: the "C" collation |
 //! | bpchar | bytewise after dropping trailing spaces (`bpcharcmp` in "C") |
@@ -96,6 +98,8 @@ fn variant_rank(d: &Datum) -> u8 {
         Datum::Char(_) => 6,
         Datum::Timestamp(_) => 7,
         Datum::Numeric(_) => 8,
+        Datum::Float4(_) => 9,
+        Datum::Date(_) => 10,
     }
 }
 
@@ -176,6 +180,8 @@ pub fn compare_datums(column: &IndexColumn, a: &Datum, b: &Datum) -> Ordering {
         (Datum::Char(x), Datum::Char(y)) => x.cmp(y),
         (Datum::Timestamp(x), Datum::Timestamp(y)) => x.cmp(y),
         (Datum::Numeric(x), Datum::Numeric(y)) => numeric_text_cmp(x, y),
+        (Datum::Float4(x), Datum::Float4(y)) => float8_cmp(f64::from(*x), f64::from(*y)),
+        (Datum::Date(x), Datum::Date(y)) => x.cmp(y),
         _ => variant_rank(a).cmp(&variant_rank(b)),
     }
 }

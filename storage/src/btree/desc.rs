@@ -10,8 +10,8 @@ use pgerror::{PgError, SqlState};
 
 use super::tuple::INDEX_MAX_KEYS;
 use crate::heap::datum::{
-    Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID, NAMEOID,
-    NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
+    Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, DATEOID, FLOAT4OID, FLOAT8OID, INT2OID, INT4OID,
+    INT8OID, NAMEOID, NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
 };
 use crate::types::{Oid, RelFileLocator};
 
@@ -162,6 +162,7 @@ fn accepts(type_oid: Oid, v: &Datum, cross_integer: bool) -> bool {
             cross_integer
         }
         (FLOAT8OID, Datum::Float8(_)) | (BOOLOID, Datum::Bool(_)) => true,
+        (FLOAT4OID, Datum::Float4(_)) | (DATEOID, Datum::Date(_)) => true,
         (TEXTOID | VARCHAROID | BPCHAROID, Datum::Text(_)) => true,
         (NAMEOID, Datum::Name(_)) | (OIDOID, Datum::Oid(_)) | (CHAROID, Datum::Char(_)) => true,
         (TIMESTAMPOID, Datum::Timestamp(_)) | (NUMERICOID, Datum::Numeric(_)) => true,
@@ -177,6 +178,8 @@ pub fn default_value_out(d: &Datum) -> String {
         Datum::Int4(v) => v.to_string(),
         Datum::Int8(v) => v.to_string(),
         Datum::Float8(v) => float8_out(*v),
+        Datum::Float4(v) => float4_out(*v),
+        Datum::Date(d) => date_out(*d),
         Datum::Bool(v) => if *v { "t" } else { "f" }.to_string(),
         Datum::Text(s) | Datum::Name(s) | Datum::Numeric(s) => s.clone(),
         Datum::Oid(o) => o.0.to_string(),
@@ -209,6 +212,58 @@ fn float8_out(v: f64) -> String {
     }
 }
 
+/// `float4out` with the default `extra_float_digits`: the shortest text
+/// that reads back as the same f32, in exponent form outside 1e-4 .. 1e6.
+fn float4_out(v: f32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').expect("{:e} always has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} prints an integer exponent");
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        v.to_string()
+    }
+}
+
+/// `date_out` in the ISO style: `2000-01-01[ BC]`, or `[-]infinity`.
+fn date_out(days: i32) -> String {
+    match days {
+        i32::MAX => "infinity".into(),
+        i32::MIN => "-infinity".into(),
+        d => {
+            let (year, month, day) = civil_from_days(i64::from(d) + 10_957);
+            let bc = if year <= 0 { " BC" } else { "" };
+            let year = if year <= 0 { 1 - year } else { year };
+            format!("{year:04}-{month:02}-{day:02}{bc}")
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian, with
+/// year 0 for 1 BC (Howard Hinnant's civil_from_days).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `timestamp_out` in the ISO style: `2000-01-01 00:00:00[.ffffff][ BC]`.
 fn timestamp_out(us: i64) -> String {
     match us {
@@ -220,16 +275,7 @@ fn timestamp_out(us: i64) -> String {
     // Days from 1970-01-01 to 2000-01-01.
     let days = us.div_euclid(DAY_US) + 10_957;
     let rem = us.rem_euclid(DAY_US);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     let secs = rem / 1_000_000;
     let frac = rem % 1_000_000;
     let mut out = format!(
@@ -261,6 +307,12 @@ mod tests {
         assert_eq!(float8_out(1.25e-5), "1.25e-05");
         assert_eq!(float8_out(0.0001), "0.0001");
         assert_eq!(float8_out(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(float4_out(0.1), "0.1");
+        assert_eq!(float4_out(123456789.0), "1.2345679e+08");
+        assert_eq!(date_out(0), "2000-01-01");
+        assert_eq!(date_out(-2_451_545), "4714-11-24 BC");
+        assert_eq!(date_out(2_145_031_948), "5874897-12-31");
+        assert_eq!(date_out(i32::MAX), "infinity");
         assert_eq!(timestamp_out(0), "2000-01-01 00:00:00");
         assert_eq!(timestamp_out(-1_000_000 + 500_000), "1999-12-31 23:59:59.5");
         assert_eq!(

@@ -3,8 +3,8 @@
 //! are PostgreSQL 15's.
 
 use crate::heap::datum::{
-    Attribute, Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, FLOAT8OID, INT2OID, INT4OID, INT8OID,
-    NAMEOID, NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
+    Attribute, Datum, TupleDesc, BOOLOID, BPCHAROID, CHAROID, DATEOID, FLOAT4OID, FLOAT8OID,
+    INT2OID, INT4OID, INT8OID, NAMEOID, NUMERICOID, OIDOID, TEXTOID, TIMESTAMPOID, VARCHAROID,
 };
 use crate::types::{Oid, RelFileLocator, DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID};
 
@@ -304,7 +304,7 @@ const fn ty(
 }
 
 /// The types a table column may have, with PostgreSQL's OIDs and layouts.
-pub static BUILTIN_TYPES: [BuiltinType; 13] = [
+pub static BUILTIN_TYPES: [BuiltinType; 15] = [
     ty(16, "bool", 1, true, b'B', b'c', 1000),
     ty(18, "char", 1, true, b'Z', b'c', 1002),
     ty(19, "name", 64, false, b'S', b'c', 1003),
@@ -313,9 +313,11 @@ pub static BUILTIN_TYPES: [BuiltinType; 13] = [
     ty(23, "int4", 4, true, b'N', b'i', 1007),
     ty(25, "text", -1, false, b'S', b'i', 1009),
     ty(26, "oid", 4, true, b'N', b'i', 1028),
+    ty(700, "float4", 4, true, b'N', b'i', 1021),
     ty(701, "float8", 8, true, b'N', b'd', 1022),
     ty(1042, "bpchar", -1, false, b'S', b'i', 1014),
     ty(1043, "varchar", -1, false, b'S', b'i', 1015),
+    ty(1082, "date", 4, true, b'D', b'i', 1182),
     ty(1114, "timestamp", 8, true, b'D', b'd', 1115),
     ty(1700, "numeric", -1, false, b'N', b'i', 1231),
 ];
@@ -336,7 +338,9 @@ pub fn is_storable_type(oid: Oid) -> bool {
             | INT4OID
             | TEXTOID
             | OIDOID
+            | FLOAT4OID
             | FLOAT8OID
+            | DATEOID
             | VARCHAROID
             | BPCHAROID
             | TIMESTAMPOID

@@ -9,6 +9,7 @@
 //!  int2      21      2    s (2)      i16, little-endian
 //!  int4      23      4    i (4)      i32, little-endian
 //!  int8      20      8    d (8)      i64, little-endian
+//!  float4   700      4    i (4)      IEEE 754 single bits, little-endian
 //!  float8   701      8    d (8)      IEEE 754 bits, little-endian
 //!  text      25     -1    i (4)      varlena
 //!  varchar 1043     -1    i (4)      varlena (the length limit is the executor's)
@@ -17,6 +18,8 @@
 //!                                     (exact, scale kept; not PostgreSQL's
 //!                                     base-10000 digits)
 //!  timestamp 1114     8    d (8)      i64 microseconds since 2000-01-01, LE
+//!  date    1082      4    i (4)      i32 days since 2000-01-01, LE
+//!                                     (i32::MIN/MAX: -infinity/infinity)
 //!  char      18      1    c (1)      one byte (the catalogs' "char")
 //!  name      19     64    c (1)      NUL-padded, at most 63 bytes of text
 //!  oid       26      4    i (4)      u32, little-endian
@@ -70,7 +73,9 @@ pub const INT8OID: Oid = Oid(20);
 pub const INT2OID: Oid = Oid(21);
 pub const INT4OID: Oid = Oid(23);
 pub const TEXTOID: Oid = Oid(25);
+pub const FLOAT4OID: Oid = Oid(700);
 pub const FLOAT8OID: Oid = Oid(701);
+pub const DATEOID: Oid = Oid(1082);
 pub const VARCHAROID: Oid = Oid(1043);
 pub const BPCHAROID: Oid = Oid(1042);
 pub const NUMERICOID: Oid = Oid(1700);
@@ -140,6 +145,7 @@ pub enum Datum {
     Int2(i16),
     Int4(i32),
     Int8(i64),
+    Float4(f32),
     Float8(f64),
     Bool(bool),
     /// `text` and `varchar`; always valid UTF-8 (the server encoding).
@@ -152,6 +158,9 @@ pub enum Datum {
     Char(u8),
     /// `timestamp`: microseconds since 2000-01-01 00:00, wall clock.
     Timestamp(i64),
+    /// `date`: days since 2000-01-01; i32::MIN and i32::MAX are -infinity
+    /// and infinity.
+    Date(i32),
     /// `numeric`: the value's canonical text form (the executor parses it).
     Numeric(String),
 }
@@ -161,7 +170,7 @@ fn builtin_layout(type_oid: Oid) -> Option<(i16, TypAlign)> {
     match type_oid {
         BOOLOID | CHAROID => Some((1, TypAlign::Char)),
         NAMEOID => Some((NAMEDATALEN as i16, TypAlign::Char)),
-        OIDOID => Some((4, TypAlign::Int)),
+        OIDOID | FLOAT4OID | DATEOID => Some((4, TypAlign::Int)),
         INT2OID => Some((2, TypAlign::Short)),
         INT4OID => Some((4, TypAlign::Int)),
         INT8OID | FLOAT8OID | TIMESTAMPOID => Some((8, TypAlign::Double)),
@@ -270,6 +279,14 @@ pub(crate) fn write_datum(
             pad(tuple);
             tuple.extend_from_slice(&v.to_bits().to_le_bytes());
         }
+        (FLOAT4OID, Datum::Float4(v)) => {
+            pad(tuple);
+            tuple.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        (DATEOID, Datum::Date(v)) => {
+            pad(tuple);
+            tuple.extend_from_slice(&v.to_le_bytes());
+        }
         (OIDOID, Datum::Oid(v)) => {
             pad(tuple);
             tuple.extend_from_slice(&v.0.to_le_bytes());
@@ -369,6 +386,14 @@ pub(crate) fn read_datum(
             let bits = u64::from_le_bytes(fixed(tuple, at).ok_or_else(short)?);
             (Datum::Float8(f64::from_bits(bits)), 8)
         }
+        FLOAT4OID => {
+            let bits = u32::from_le_bytes(fixed(tuple, at).ok_or_else(short)?);
+            (Datum::Float4(f32::from_bits(bits)), 4)
+        }
+        DATEOID => (
+            Datum::Date(i32::from_le_bytes(fixed(tuple, at).ok_or_else(short)?)),
+            4,
+        ),
         OIDOID => (
             Datum::Oid(Oid(u32::from_le_bytes(fixed(tuple, at).ok_or_else(short)?))),
             4,
@@ -455,8 +480,8 @@ mod tests {
             assert_eq!(TypAlign::from_char(align), Some(a.typalign));
         }
         assert!(
-            Attribute::new(Oid(700), false).is_err(),
-            "float4 is not supported yet"
+            Attribute::new(Oid(1184), false).is_err(),
+            "timestamptz is not supported yet"
         );
     }
 

@@ -315,7 +315,7 @@ fn form_rejects_values_that_do_not_fit_the_descriptor() {
     assert_eq!(e.code, SqlState::NOT_NULL_VIOLATION);
     let e: PgError = TupleError::Corrupt("x".into()).into();
     assert_eq!(e.code, SqlState::DATA_CORRUPTED);
-    assert!(Attribute::new(Oid(700), false).is_err());
+    assert!(Attribute::new(Oid(1184), false).is_err());
 }
 
 #[test]
