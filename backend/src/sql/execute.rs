@@ -218,6 +218,174 @@ fn start(plan: &Plan) -> Box<dyn NodeState> {
             input: start(input),
             ncols: *ncols,
         }),
+        Plan::NestLoop {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            right_width,
+            offset,
+            lateral,
+        } => Box::new(NestLoopState {
+            left: start(left),
+            right_plan: (**right).clone(),
+            kind: *kind,
+            on: on.clone(),
+            filter: filter.clone(),
+            right_width: *right_width,
+            offset: *offset,
+            lateral: *lateral,
+            kept: None,
+            current: None,
+        }),
+        Plan::SubqueryScan { input, filter } => Box::new(SubqueryScanState {
+            input: start(input),
+            filter: filter.clone(),
+            own_lateral: Vec::new(),
+        }),
+    }
+}
+
+/// The right side of a nested loop, for the current left row.
+enum RightRows {
+    /// Runs again for each left row (LATERAL).
+    Running(Box<dyn NodeState>),
+    /// Position in the kept rows.
+    Kept(usize),
+}
+
+/// A nested loop join (PostgreSQL's nodeNestloop.c).
+struct NestLoopState {
+    left: Box<dyn NodeState>,
+    right_plan: Plan,
+    kind: super::expr::JoinKind,
+    on: Option<Expr>,
+    filter: Option<Expr>,
+    right_width: usize,
+    offset: usize,
+    lateral: bool,
+    /// The right side's rows, read at the first left row (not LATERAL).
+    kept: Option<Vec<Vec<Datum>>>,
+    /// The current left row, whether a right row matched it, and where the
+    /// right side is.
+    current: Option<(Vec<Datum>, bool, RightRows)>,
+}
+
+impl NodeState for NestLoopState {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        loop {
+            if self.current.is_none() {
+                let Some(left) = self.left.next(env, scan.as_deref_mut())? else {
+                    return Ok(None);
+                };
+                let right = if self.lateral {
+                    RightRows::Running(start(&self.right_plan))
+                } else {
+                    if self.kept.is_none() {
+                        let mut state = start(&self.right_plan);
+                        let mut rows = Vec::new();
+                        while let Some(r) = state.next(env, scan.as_deref_mut())? {
+                            rows.push(r);
+                        }
+                        self.kept = Some(rows);
+                    }
+                    RightRows::Kept(0)
+                };
+                self.current = Some((left, false, right));
+            }
+            let (left, matched, right) = self.current.as_mut().expect("set above");
+            let right_row = match right {
+                RightRows::Running(state) => {
+                    // The LATERAL subquery reads the left row from here.
+                    let end = self.offset + left.len();
+                    if env.lateral.len() < end {
+                        env.lateral.resize(end, Datum::Null);
+                    }
+                    env.lateral[self.offset..end].clone_from_slice(left);
+                    state.next(env, scan.as_deref_mut())?
+                }
+                RightRows::Kept(i) => {
+                    let row = self.kept.as_ref().and_then(|k| k.get(*i)).cloned();
+                    *i += 1;
+                    row
+                }
+            };
+            crate::interrupts::check_for_interrupts()?;
+            let joined = match right_row {
+                Some(r) => {
+                    let mut row = left.clone();
+                    row.extend(r);
+                    if let Some(on) = &self.on {
+                        env.row = row;
+                        if eval(on, env)?.as_bool() != Some(true) {
+                            continue;
+                        }
+                        row = std::mem::take(&mut env.row);
+                    }
+                    *matched = true;
+                    row
+                }
+                None => {
+                    let (left, matched, _) = self.current.take().expect("set above");
+                    if matched || self.kind != super::expr::JoinKind::Left {
+                        continue;
+                    }
+                    let mut row = left;
+                    row.extend(std::iter::repeat(Datum::Null).take(self.right_width));
+                    row
+                }
+            };
+            if let Some(f) = &self.filter {
+                env.row = joined;
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+                return Ok(Some(std::mem::take(&mut env.row)));
+            }
+            return Ok(Some(joined));
+        }
+    }
+}
+
+/// A subquery in FROM. Its plan has its own row and lateral row; while it
+/// runs, the enclosing query's lateral row is what its `Expr::OuterVar`s
+/// read.
+struct SubqueryScanState {
+    input: Box<dyn NodeState>,
+    filter: Option<Expr>,
+    own_lateral: Vec<Datum>,
+}
+
+impl NodeState for SubqueryScanState {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        loop {
+            let enclosing = std::mem::take(&mut env.lateral);
+            let saved_outer = std::mem::replace(&mut env.outer, enclosing);
+            env.lateral = std::mem::take(&mut self.own_lateral);
+            let row = self.input.next(env, scan.as_deref_mut());
+            self.own_lateral = std::mem::take(&mut env.lateral);
+            env.lateral = std::mem::replace(&mut env.outer, saved_outer);
+            let Some(row) = row? else {
+                return Ok(None);
+            };
+            if let Some(f) = &self.filter {
+                env.row = row;
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+                return Ok(Some(std::mem::take(&mut env.row)));
+            }
+            return Ok(Some(row));
+        }
     }
 }
 

@@ -90,11 +90,21 @@
 //!
 //! A statement that uses tables first takes its snapshot
 //! (`tables::begin_statement`) and locks its tables (`tables::open_relation`).
-//! `SELECT` over one table (or `generate_series` in FROM) resolves the FROM
-//! item through the relation cache before analysis, and plans a sequential
-//! scan or an index scan (`index_path.rs`: `=`/`<`/`>` ranges on an index's
-//! first column) with WHERE, an aggregate node (`count`, `sum`, `avg`,
-//! `min`, `max`, with GROUP BY and HAVING), a sort for ORDER BY and LIMIT.
+//! `SELECT` opens every table its FROM clause names (`tables::resolve_from`,
+//! through the relation cache; `pg_catalog.pg_class` and other qualified
+//! names too) before analysis. `analyze.rs` turns the FROM items (tables,
+//! `generate_series`, subqueries, `LATERAL` ones included, and joins:
+//! comma lists, `[INNER] JOIN ... ON`, `LEFT JOIN ... ON`, `CROSS JOIN`) into
+//! a tree of [`expr::RangeTable`]s and a scope: the query's row is every
+//! item's columns left to right, `Expr::Var` is a column of that row, and a
+//! LATERAL subquery reads the enclosing row through `Expr::OuterVar`.
+//! `plan.rs` plans each table as a sequential scan or an index scan
+//! (`index_path.rs`: `=`/`<`/`>` ranges on an index's first column) with
+//! the WHERE conjuncts that read only it (not below the nullable side of a
+//! LEFT JOIN), joins as nested loops (the right side kept in memory, or run
+//! again per left row when LATERAL), then an aggregate node (`count`,
+//! `sum`, `avg`, `min`, `max`, with GROUP BY and HAVING), a sort for ORDER
+//! BY and LIMIT.
 //! INSERT (VALUES or SELECT), UPDATE and DELETE are in `modify.rs`, keeping
 //! indexes (`indexes.rs`) and foreign keys (`foreign_keys.rs`) in step;
 //! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
@@ -108,7 +118,8 @@
 //! # What is not here yet
 //!
 //! Columns of other types (float4, date, timestamptz, bytea, json...),
-//! joins and subqueries, GROUP BY on expressions, DISTINCT over tables,
+//! RIGHT/FULL joins, `JOIN ... USING` and NATURAL joins, subqueries in
+//! expressions, references two query levels up, GROUP BY on expressions, DISTINCT over tables,
 //! aggregates other than the five above, index use for ORDER BY ... LIMIT,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
 //! table changes, and statements other than the ones above, SET/SHOW/RESET,
@@ -117,9 +128,10 @@
 
 //! # Where the next pieces plug in
 //!
-//! Joins: `analyze.rs` resolves several FROM items into a range table,
-//! `Expr::Var` gains the item it reads, `plan.rs` join nodes,
-//! `execute.rs` their states. Index scans: a plan that depends on
+//! Joins: an index on the inner side of a nested loop would be an index
+//! scan whose key reads the left row (as LATERAL subqueries already do with
+//! `Expr::OuterVar`); hash and merge joins are other `Plan` nodes. Index
+//! scans: a plan that depends on
 //! parameter values would make `prepared::plan` choose between a plan per
 //! Bind and the cached one, as PostgreSQL's plancache.c does
 //! (`docs/decisions/0005-prepared-statement-plans.md`). DECLARE/FETCH:

@@ -18,14 +18,14 @@
 //! Stable and volatile functions (`now()`, `current_setting`, `pg_sleep`)
 //! run in the executor.
 //!
-//! Plan shapes: `Limit?(Result)` without FROM; over one table,
-//! `Limit?(Trim(Sort(Project(SeqScan))))` (Sort and Trim only with ORDER
-//! BY), or `Limit?(Project(Agg(SeqScan)))` with aggregates. Joins and
-//! indexes come with the next issue.
+//! Plan shapes: `Limit?(Result)` without FROM; over FROM items,
+//! `Limit?(Trim(Sort(Project(Agg?(scan)))))` (Sort and Trim only with ORDER
+//! BY, Agg with aggregates or GROUP BY), where the scan is a SeqScan,
+//! IndexScan, FunctionScan, SubqueryScan or a NestLoop of two of them.
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::expr::{AggCall, Case, Expr, FromSource, Query};
+use super::expr::{AggCall, Case, Expr, FromSource, Join, JoinKind, Query, RangeTable};
 use super::funcs::{self, Volatility};
 use super::types::TypeOid;
 use pgerror::PgResult;
@@ -98,6 +98,29 @@ pub enum Plan {
     },
     /// The first `ncols` columns of each input row (drops sort keys).
     Trim { input: Box<Plan>, ncols: usize },
+    /// A nested loop join: each left row with each right row for which
+    /// `on` holds (both over the joined row, left columns first); for a
+    /// LEFT join, a left row without any gets NULLs. `filter` is then
+    /// tested on the result. The right side is read once and kept, unless
+    /// it is `lateral`: then it runs again for every left row, which is
+    /// first written at column `offset` of the lateral row its
+    /// `Expr::OuterVar`s read.
+    NestLoop {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        on: Option<Expr>,
+        filter: Option<Expr>,
+        right_width: usize,
+        offset: usize,
+        lateral: bool,
+    },
+    /// The rows of a subquery in FROM, for which `filter` holds. The
+    /// subquery's `Expr::OuterVar`s read the row of the query around it.
+    SubqueryScan {
+        input: Box<Plan>,
+        filter: Option<Expr>,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +143,9 @@ impl PlannedStmt {
             match p {
                 Plan::SeqScan { .. } | Plan::IndexScan { .. } => true,
                 Plan::Result { .. } | Plan::FunctionScan { .. } => false,
+                Plan::NestLoop { left, right, .. } => scans(left) || scans(right),
                 Plan::Limit { input, .. }
+                | Plan::SubqueryScan { input, .. }
                 | Plan::Agg { input, .. }
                 | Plan::Project { input, .. }
                 | Plan::Sort { input, .. }
@@ -168,7 +193,7 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
     // to do and the Result node computes the targets itself.
     let single_row = query.from.is_none() && !grouped;
     let mut targets = Some(targets);
-    let input = match query.from.map(|f| f.source) {
+    let input = match query.from {
         None if single_row => Plan::Result {
             filter,
             targets: targets.take().expect("not taken yet"),
@@ -177,23 +202,27 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             filter,
             targets: Vec::new(),
         },
-        Some(FromSource::Table(rel)) => {
-            match filter
-                .as_ref()
-                .and_then(|f| super::index_path::choose_index(&rel, f))
-            {
-                Some(path) => Plan::IndexScan { rel, path, filter },
-                None => Plan::SeqScan { rel, filter },
+        Some(from) => {
+            let mut quals = match filter {
+                Some(Expr::And(args)) => args,
+                Some(f) => vec![f],
+                None => Vec::new(),
+            };
+            let mut plan = plan_from(&mut folder, from, 0, false, &mut quals)?;
+            // What no single item could take: a filter over the joined row.
+            if !quals.is_empty() {
+                let rest = if quals.len() == 1 {
+                    quals.pop().expect("one qual")
+                } else {
+                    Expr::And(quals)
+                };
+                match &mut plan {
+                    Plan::NestLoop { filter, .. } => *filter = Some(rest),
+                    _ => return Err(pgerror::PgError::internal("a qual is left over")),
+                }
             }
+            plan
         }
-        Some(FromSource::Series { args, ty, .. }) => Plan::FunctionScan {
-            args: args
-                .into_iter()
-                .map(|a| folder.fold(a))
-                .collect::<PgResult<Vec<_>>>()?,
-            ty,
-            filter,
-        },
     };
     let mut plan = if single_row {
         input
@@ -246,6 +275,114 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
     Ok(PlannedStmt { plan, columns })
 }
 
+/// The plan of a FROM item whose columns start at `offset` in the query's
+/// row. The WHERE conjuncts in `quals` that read only this item's columns
+/// are taken off the list and tested by its scan (with columns counted
+/// from the item's start), unless the item is on the nullable side of a
+/// LEFT JOIN (`nullable`), where they must see the NULL-extended rows.
+fn plan_from(
+    folder: &mut Folder<'_, '_>,
+    from: RangeTable,
+    offset: usize,
+    nullable: bool,
+    quals: &mut Vec<Expr>,
+) -> PgResult<Plan> {
+    let width = from.width();
+    let take_quals = |quals: &mut Vec<Expr>| -> Option<Expr> {
+        if nullable {
+            return None;
+        }
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while i < quals.len() {
+            let mut vars = Vec::new();
+            quals[i].vars(&mut vars);
+            if vars.iter().all(|v| (offset..offset + width).contains(v)) {
+                let mut q = quals.remove(i);
+                q.shift_vars(offset);
+                mine.push(q);
+            } else {
+                i += 1;
+            }
+        }
+        match mine.len() {
+            0 => None,
+            1 => mine.pop(),
+            _ => Some(Expr::And(mine)),
+        }
+    };
+    Ok(match from.source {
+        FromSource::Table(rel) => {
+            let filter = take_quals(quals);
+            match filter
+                .as_ref()
+                .and_then(|f| super::index_path::choose_index(&rel, f))
+            {
+                Some(path) => Plan::IndexScan { rel, path, filter },
+                None => Plan::SeqScan { rel, filter },
+            }
+        }
+        FromSource::Series { args, ty, .. } => Plan::FunctionScan {
+            args: args
+                .into_iter()
+                .map(|a| folder.fold(a))
+                .collect::<PgResult<Vec<_>>>()?,
+            ty,
+            filter: take_quals(quals),
+        },
+        FromSource::Subquery { query, .. } => {
+            let planned = plan_query(*query, folder.env)?;
+            Plan::SubqueryScan {
+                input: Box::new(planned.plan),
+                filter: take_quals(quals),
+            }
+        }
+        FromSource::Join(j) => {
+            let Join {
+                kind,
+                left,
+                right,
+                on,
+            } = *j;
+            let left_width = left.width();
+            let right_width = right.width();
+            let lateral = right.has_lateral();
+            let left = plan_from(folder, left, offset, nullable, quals)?;
+            let right = plan_from(
+                folder,
+                right,
+                offset + left_width,
+                nullable || kind == JoinKind::Left,
+                quals,
+            )?;
+            let on = match on {
+                Some(e) => {
+                    let mut e = folder.fold(e)?;
+                    e.shift_vars(offset);
+                    match e {
+                        Expr::Const {
+                            value: Datum::Bool(true),
+                            ..
+                        } => None,
+                        e => Some(e),
+                    }
+                }
+                None => None,
+            };
+            Plan::NestLoop {
+                left: Box::new(left),
+                right: Box::new(right),
+                kind,
+                on,
+                filter: None,
+                right_width,
+                offset,
+                lateral,
+            }
+        }
+    })
+}
+
 /// Folds one expression (INSERT values, UPDATE assignments, RETURNING).
 pub fn fold_expr(e: Expr, env: &mut ExecEnv) -> PgResult<Expr> {
     Folder {
@@ -283,9 +420,11 @@ impl Folder<'_, '_> {
         match e {
             // A parameter is not a constant: a plan is kept and run with
             // other values (a generic plan, in PostgreSQL's terms).
-            Expr::Const { .. } | Expr::Var { .. } | Expr::Aggref { .. } | Expr::Param { .. } => {
-                Ok(e)
-            }
+            Expr::Const { .. }
+            | Expr::Var { .. }
+            | Expr::OuterVar { .. }
+            | Expr::Aggref { .. }
+            | Expr::Param { .. } => Ok(e),
             Expr::CaseTest { ty } => Ok(match self.case_values.last() {
                 Some(Some(v)) => constant(v.clone(), ty, -1),
                 _ => e,
