@@ -401,6 +401,7 @@ pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
         Some(S::Bool(x)) => Datum::Bool(x),
         Some(S::Text(x)) | Some(S::Name(x)) => Datum::Text(x),
         Some(S::Oid(o)) => Datum::Oid(o.0),
+        Some(S::Char(0)) => Datum::Text(String::new()),
         Some(S::Char(c)) => Datum::Text(char::from(c).to_string()),
         Some(S::Timestamp(t)) => Datum::TimestampTz(t),
         Some(S::Numeric(text)) => match crate::sql::numeric::Numeric::parse(&text) {

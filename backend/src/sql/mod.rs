@@ -85,12 +85,20 @@
 //! follow PostgreSQL exactly: `numeric.rs` (decimal arithmetic with
 //! PostgreSQL's result scales), `float.rs` (shortest round-trip float8
 //! output), `datetime.rs` (timestamptz in the session's TimeZone).
+//! Arrays exist as far as `current_schemas(bool)` (`name[]`) and
+//! `array_position` need them: [`datum::Datum::Array`] with PostgreSQL's
+//! output format (`{pg_catalog,public}`); array input, casts to arrays and
+//! operators on arrays answer `0A000`. `"char"` is the one-byte type of the
+//! catalogs' flag columns (`pg_class.relkind`).
 //!
 //! # Tables
 //!
 //! A statement that uses tables first takes its snapshot
 //! (`tables::begin_statement`) and locks its tables (`tables::open_relation`).
-//! `SELECT` opens every table its FROM clause names (`tables::resolve_from`,
+//! The catalogs are tables too (`storage::catalog`): `pg_class`,
+//! `pg_namespace`, `pg_attribute`, `pg_type`... and the always empty
+//! `pg_inherits` and `pg_partitioned_table` that pgbench's start-up query
+//! joins. `SELECT` opens every table its FROM clause names (`tables::resolve_from`,
 //! through the relation cache; `pg_catalog.pg_class` and other qualified
 //! names too) before analysis. `analyze.rs` turns the FROM items (tables,
 //! `generate_series`, subqueries, `LATERAL` ones included, and joins:

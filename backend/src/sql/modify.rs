@@ -536,6 +536,7 @@ pub fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
         (Datum::Numeric(n), sd::NUMERICOID) => Stored::Numeric(n.to_text()),
         (Datum::Text(s), sd::NAMEOID) => Stored::Name(s.clone()),
         (Datum::Oid(o), sd::OIDOID) => Stored::Oid(Oid(*o)),
+        (Datum::Text(s), sd::CHAROID) => Stored::Char(s.bytes().next().unwrap_or(0)),
         (v, ty) => {
             return Err(PgError::internal(format!(
                 "value {v:?} does not fit a column of type {ty}"

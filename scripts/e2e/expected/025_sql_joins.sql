@@ -51,3 +51,22 @@ select j.x from (a join b on a.x = b.x) j;
 select * from a join nosuch on true;
 select * from pg_catalog.nosuch;
 select * from nosuchschema.a;
+-- The catalogs pgbench reads, qualified or not.
+select c.oid, c.relname, n.nspname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.relname in ('pg_class', 'pg_inherits', 'pg_partitioned_table') order by 1;
+select * from pg_catalog.pg_inherits;
+select * from pg_partitioned_table;
+select count(*) from pg_class c left join pg_inherits i on i.inhparent = c.oid where c.relname = 'a';
+-- current_schemas, array_position and "char".
+select current_schemas(true), current_schemas(false), pg_catalog.current_schemas(true) as qualified;
+select pg_typeof(current_schemas(true)), array_position(current_schemas(true), 'public'), array_position(current_schemas(true), 'nosuch');
+select pg_typeof(array_position(current_schemas(false), 'public')), array_position(current_schemas(true), null);
+select 'ab'::"char", pg_typeof('x'::"char");
+set search_path = pg_catalog;
+select current_schemas(true), current_schemas(false);
+set search_path = '$user', public;
+select current_schemas(true), current_schemas(false);
+reset search_path;
+-- pgbench's start-up query: no rows without the table, one row with it.
+select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1;
+create table pgbench_accounts (aid int4 not null, bid int4, abalance int4, filler char(84));
+select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1;
