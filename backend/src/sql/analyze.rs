@@ -639,9 +639,12 @@ pub fn analyze_select(
     }
     let mut group_by = Vec::new();
     for g in &stmt.group_clause {
-        let index = group_column(ps, g, &targets)?;
-        if !group_by.contains(&index) {
-            group_by.push(index);
+        let expr = group_expr(ps, g, &targets, &locations)?;
+        if !group_by
+            .iter()
+            .any(|e: &crate::sql::expr::Expr| e.same_as(&expr))
+        {
+            group_by.push(expr);
         }
     }
     aggs.borrow_mut().allowed = true;
@@ -733,10 +736,17 @@ pub fn analyze_select(
     })
 }
 
-/// The first column read outside an aggregate and outside `grouped`.
-fn first_var_outside(e: &crate::sql::expr::Expr, grouped: &[usize]) -> Option<usize> {
+/// The first column read outside an aggregate and outside the GROUP BY
+/// expressions `grouped`.
+fn first_var_outside(
+    e: &crate::sql::expr::Expr,
+    grouped: &[crate::sql::expr::Expr],
+) -> Option<usize> {
+    if grouped.iter().any(|g| g.same_as(e)) {
+        return None;
+    }
     match e {
-        crate::sql::expr::Expr::Var { index, .. } if !grouped.contains(index) => Some(*index),
+        crate::sql::expr::Expr::Var { index, .. } => Some(*index),
         _ => e
             .children()
             .into_iter()
@@ -744,12 +754,34 @@ fn first_var_outside(e: &crate::sql::expr::Expr, grouped: &[usize]) -> Option<us
     }
 }
 
-/// A GROUP BY item: a column of the FROM item, an output column's name, or
-/// the position of an output column that is a plain column.
-fn group_column(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResult<usize> {
+/// Whether an expression holds an aggregate call.
+fn has_aggref(e: &crate::sql::expr::Expr) -> bool {
+    matches!(e, crate::sql::expr::Expr::Aggref { .. }) || e.children().into_iter().any(has_aggref)
+}
+
+/// A GROUP BY item (PostgreSQL's findTargetlistEntrySQL92): the position
+/// of an output column, a column of the FROM items, an output column's
+/// name, or an expression over the FROM items.
+fn group_expr(
+    ps: &ParseState,
+    item: &Node,
+    targets: &[TargetEntry],
+    locations: &[i32],
+) -> PgResult<crate::sql::expr::Expr> {
     use crate::sql::expr::Expr;
-    let not_column =
-        || PgError::unsupported("GROUP BY expressions other than columns are not supported yet");
+    let from_target = |i: usize| -> PgResult<Expr> {
+        let expr = targets[i].expr.clone();
+        if has_aggref(&expr) {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed in GROUP BY",
+                ),
+                locations[i],
+            ));
+        }
+        Ok(expr)
+    };
     match inner(item) {
         Some(N::AConst(c)) => {
             let Some(pb::a_const::Val::Ival(i)) = &c.val else {
@@ -767,31 +799,22 @@ fn group_column(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResu
                     c.location,
                 ));
             }
-            match targets[i.ival as usize - 1].expr {
-                Expr::Var { index, .. } => Ok(index),
-                _ => Err(not_column()),
-            }
+            from_target(i.ival as usize - 1)
         }
-        Some(N::ColumnRef(cr)) => {
+        Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
             // A column of the input wins over an output name (SQL99 rules).
             match transform_expr(ps, item) {
-                Ok(Expr::Var { index, .. }) => Ok(index),
-                Ok(_) => Err(not_column()),
-                Err(e) if e.code == SqlState::UNDEFINED_COLUMN && cr.fields.len() == 1 => {
+                Err(e) if e.code == SqlState::UNDEFINED_COLUMN => {
                     let name = cr.fields.first().and_then(super::parser::string_value);
-                    match name.and_then(|n| targets.iter().find(|t| t.name == n)) {
-                        Some(TargetEntry {
-                            expr: Expr::Var { index, .. },
-                            ..
-                        }) => Ok(*index),
-                        Some(_) => Err(not_column()),
+                    match name.and_then(|n| targets.iter().position(|t| t.name == n)) {
+                        Some(i) => from_target(i),
                         None => Err(e),
                     }
                 }
-                Err(e) => Err(e),
+                other => other,
             }
         }
-        _ => Err(not_column()),
+        _ => transform_expr(ps, item),
     }
 }
 

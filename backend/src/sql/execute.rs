@@ -725,11 +725,12 @@ impl Accum {
 }
 
 /// Aggregation: all input rows are read and grouped (sorted on the group
-/// columns), then one row per group is returned.
+/// keys; a key that is not a plain column is computed and appended to the
+/// row), then one row per group is returned.
 struct AggState {
     input: Box<dyn NodeState>,
     aggs: Vec<AggCall>,
-    group_by: Vec<usize>,
+    group_by: Vec<Expr>,
     having: Option<Expr>,
     groups: Option<std::vec::IntoIter<Vec<Datum>>>,
 }
@@ -741,18 +742,44 @@ impl AggState {
         mut scan: Option<&mut ScanCtx<'_>>,
     ) -> PgResult<Vec<Vec<Datum>>> {
         let mut rows = Vec::new();
-        while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
+        let mut width = None;
+        let mut keys: Vec<SortColumn> = Vec::new();
+        while let Some(mut row) = self.input.next(env, scan.as_deref_mut())? {
+            let w = *width.get_or_insert(row.len());
+            if keys.is_empty() && !self.group_by.is_empty() {
+                let mut computed = 0;
+                for e in &self.group_by {
+                    let column = match e {
+                        Expr::Var { index, .. } => *index,
+                        _ => {
+                            computed += 1;
+                            w + computed - 1
+                        }
+                    };
+                    keys.push(SortColumn {
+                        column,
+                        descending: false,
+                        nulls_first: false,
+                    });
+                }
+            }
+            let computed: Vec<&Expr> = self
+                .group_by
+                .iter()
+                .filter(|e| !matches!(e, Expr::Var { .. }))
+                .collect();
+            if !computed.is_empty() {
+                env.row = row;
+                let mut values = Vec::with_capacity(computed.len());
+                for e in computed {
+                    values.push(eval(e, env)?);
+                }
+                row = std::mem::take(&mut env.row);
+                row.extend(values);
+            }
             rows.push(row);
         }
-        let keys: Vec<SortColumn> = self
-            .group_by
-            .iter()
-            .map(|&column| SortColumn {
-                column,
-                descending: false,
-                nulls_first: false,
-            })
-            .collect();
+        let grouped = !self.group_by.is_empty();
         let same_group = |a: &[Datum], b: &[Datum]| {
             keys.iter()
                 .all(|k| compare_key(&a[k.column], &b[k.column], k).is_eq())
@@ -768,10 +795,10 @@ impl AggState {
         let mut out = Vec::new();
         let mut i = 0;
         // Without GROUP BY there is exactly one group, even over no rows.
-        while i < rows.len() || (keys.is_empty() && out.is_empty() && i == 0) {
+        while i < rows.len() || (!grouped && out.is_empty() && i == 0) {
             let mut accums: Vec<Accum> = self.aggs.iter().map(Accum::new).collect();
             let first = rows.get(i).cloned().unwrap_or_default();
-            while i < rows.len() && (keys.is_empty() || same_group(&rows[i], &first)) {
+            while i < rows.len() && (!grouped || same_group(&rows[i], &first)) {
                 crate::interrupts::check_for_interrupts()?;
                 env.row = std::mem::take(&mut rows[i]);
                 for (acc, call) in accums.iter_mut().zip(&self.aggs) {
@@ -792,7 +819,7 @@ impl AggState {
                 env.agg_values = row.clone();
                 env.row = first.clone();
                 if eval(h, env)?.as_bool() != Some(true) {
-                    if keys.is_empty() {
+                    if !grouped {
                         break;
                     }
                     continue;
@@ -800,7 +827,7 @@ impl AggState {
             }
             row.extend(first);
             out.push(row);
-            if keys.is_empty() {
+            if !grouped {
                 break;
             }
         }

@@ -284,6 +284,12 @@ impl Expr {
         }
     }
 
+    /// Whether two expressions are the same tree (PostgreSQL's `equal()`,
+    /// which GROUP BY uses to match expressions of the target list).
+    pub fn same_as(&self, other: &Expr) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+
     /// Every column of the row this expression reads (`Expr::Var`).
     pub fn vars(&self, out: &mut Vec<usize>) {
         if let Expr::Var { index, .. } = self {
@@ -414,8 +420,9 @@ pub struct Query {
     pub from: Option<RangeTable>,
     /// Aggregate calls the targets refer to (`Expr::Aggref`).
     pub aggs: Vec<AggCall>,
-    /// GROUP BY: columns of the FROM items (indexes into their row).
-    pub group_by: Vec<usize>,
+    /// GROUP BY: expressions over the FROM items' row (plain columns are
+    /// `Expr::Var`s), no two alike.
+    pub group_by: Vec<Expr>,
     /// HAVING; boolean, over the groups.
     pub having: Option<Expr>,
     /// ORDER BY, evaluated on the output of the targets' inputs.

@@ -111,8 +111,8 @@
 //! the WHERE conjuncts that read only it (not below the nullable side of a
 //! LEFT JOIN), joins as nested loops (the right side kept in memory, or run
 //! again per left row when LATERAL), then an aggregate node (`count`,
-//! `sum`, `avg`, `min`, `max`, with GROUP BY and HAVING), a sort for ORDER
-//! BY and LIMIT.
+//! `sum`, `avg`, `min`, `max`, with GROUP BY on columns, positions, output
+//! names or expressions, and HAVING), a sort for ORDER BY and LIMIT.
 //! INSERT (VALUES or SELECT), UPDATE and DELETE are in `modify.rs`, keeping
 //! indexes (`indexes.rs`) and foreign keys (`foreign_keys.rs`) in step;
 //! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
@@ -127,7 +127,7 @@
 //!
 //! Columns of other types (float4, date, timestamptz, bytea, json...),
 //! RIGHT/FULL joins, `JOIN ... USING` and NATURAL joins, subqueries in
-//! expressions, references two query levels up, GROUP BY on expressions, DISTINCT over tables,
+//! expressions, references two query levels up, DISTINCT over tables,
 //! aggregates other than the five above, index use for ORDER BY ... LIMIT,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
 //! table changes, and statements other than the ones above, SET/SHOW/RESET,

@@ -73,14 +73,14 @@ pub enum Plan {
         ty: TypeOid,
         filter: Option<Expr>,
     },
-    /// One row per group of input rows with equal `group_by` columns (one
+    /// One row per group of input rows with equal `group_by` values (one
     /// group in all without GROUP BY, even over no rows): the aggregates'
     /// values followed by the group's first input row. Groups failing
     /// `having` are left out.
     Agg {
         input: Box<Plan>,
         aggs: Vec<AggCall>,
-        group_by: Vec<usize>,
+        group_by: Vec<Expr>,
         having: Option<Expr>,
     },
     /// `exprs` over each input row (`Expr::Var` reads it); over an Agg's
@@ -232,7 +232,11 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             Plan::Agg {
                 input: Box::new(input),
                 aggs,
-                group_by: query.group_by,
+                group_by: query
+                    .group_by
+                    .into_iter()
+                    .map(|e| folder.fold(e))
+                    .collect::<PgResult<Vec<_>>>()?,
                 having,
             }
         } else {

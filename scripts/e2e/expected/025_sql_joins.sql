@@ -70,3 +70,9 @@ reset search_path;
 select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1;
 create table pgbench_accounts (aid int4 not null, bid int4, abalance int4, filler char(84));
 select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1;
+-- GROUP BY expressions over joined rows.
+select a.x % 2 as parity, count(*) from a join b on a.x = b.x group by a.x % 2 order by 1;
+select a.x + b.x, count(*) from a, b where b.x is not null group by 1 having count(*) > 1 order by 1;
+select a.x % 2 + 1, count(*) from a group by a.x % 2 order by 1;
+select a.y, count(*) from a group by a.x % 2;
+select count(*) from a group by 1;
