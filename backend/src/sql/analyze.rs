@@ -7,17 +7,19 @@
 //! `FigureColname`: the alias, else a name derived from the expression
 //! (column, function or type name, `case`, `coalesce`...), else `?column?`.
 //!
-//! There are no tables yet: any FROM item names a relation that does not
-//! exist, and the honest answer is PostgreSQL's `42P01 relation "t" does
-//! not exist`. Clauses that need more than one row (GROUP BY, set
-//! operations, VALUES, window functions) answer `0A000`.
+//! The FROM clause (`transform_from_clause`) becomes a tree of
+//! [`RangeTable`]s and a [`Scope`]: the columns of every item, left to
+//! right, under the items' names. A column reference is looked up among the
+//! items (42702 when two have it), then, in a LATERAL subquery, among the
+//! items before it in the enclosing FROM clause (an `Expr::OuterVar`). Set
+//! operations, VALUES and window functions answer `0A000`.
 //!
 //! Expressions are analyzed in `analyze_expr.rs`.
 
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, coerce_to_specific, unknown_as_text, Located};
-use super::expr::{AggCall, FromSource, Query, RangeTable, SortKey, TargetEntry};
+use super::expr::{AggCall, FromSource, Join, JoinKind, Query, RangeTable, SortKey, TargetEntry};
 use super::io::IoContext;
 use super::params::ParamTypes;
 use super::parser::{char_position, inner};
@@ -25,27 +27,93 @@ use super::types::TypeOid;
 use pg_query::protobuf::{self as pb, node::Node as N, Node};
 use pgerror::{PgError, PgResult, SqlState};
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use storage::catalog::RelationInfo;
 
 /// What analysis of one statement needs: the whole query text (locations
 /// are offsets into it) and the settings-dependent input context (for
 /// literals such as `'now'::timestamptz`).
+#[derive(Clone, Copy)]
 pub struct ParseState<'a> {
     pub query: &'a str,
     pub io: &'a IoContext,
-    /// The columns column references may name (one table, for now).
+    /// The columns column references may name (the FROM items').
     pub scope: Option<&'a Scope>,
     /// Where aggregate calls may appear, and the ones found so far.
     pub aggs: Option<&'a RefCell<AggState>>,
     /// The statement's parameters; `None` where `$n` cannot appear (a
     /// simple Query: `42P02 there is no parameter $1`).
     pub params: Option<&'a ParamTypes>,
+    /// For a subquery in FROM: the FROM items before it in the enclosing
+    /// query (readable when it is LATERAL).
+    pub outer: Option<&'a OuterScope<'a>>,
+    /// The tables the statement's FROM clauses name, opened and locked
+    /// before analysis (`tables::resolve_from`).
+    pub relations: Option<&'a FromRelations>,
 }
 
-/// The columns a FROM item makes visible, under its name or alias.
-#[derive(Clone, Debug)]
+/// The tables of a statement's FROM clauses, by (schema as written, name).
+#[derive(Clone, Debug, Default)]
+pub struct FromRelations {
+    by_name: HashMap<(String, String), Arc<RelationInfo>>,
+}
+
+impl FromRelations {
+    pub fn insert(&mut self, schema: &str, name: &str, rel: Arc<RelationInfo>) {
+        self.by_name
+            .insert((schema.to_string(), name.to_string()), rel);
+    }
+
+    pub fn get(&self, rv: &pb::RangeVar) -> Option<&Arc<RelationInfo>> {
+        self.by_name
+            .get(&(rv.schemaname.clone(), rv.relname.clone()))
+    }
+}
+
+/// The columns the FROM items make visible: every item's columns, left to
+/// right (the query's row), and the names they are visible under.
+#[derive(Clone, Debug, Default)]
 pub struct Scope {
-    pub name: String,
+    pub items: Vec<ScopeItem>,
     pub columns: Vec<ScopeColumn>,
+}
+
+/// A FROM item's name and its columns in the row.
+#[derive(Clone, Debug)]
+pub struct ScopeItem {
+    /// The alias, else the table's name.
+    pub name: String,
+    /// The table's name when `name` is an alias (for PostgreSQL's hint).
+    pub relname: Option<String>,
+    pub columns: std::ops::Range<usize>,
+}
+
+impl Scope {
+    /// The item whose columns include `index`.
+    pub fn item_of(&self, index: usize) -> Option<&ScopeItem> {
+        self.items.iter().find(|i| i.columns.contains(&index))
+    }
+
+    /// The name `t.col` of column `index`, for messages.
+    pub fn qualified_name(&self, index: usize) -> String {
+        match self.item_of(index) {
+            Some(i) => format!("{}.{}", i.name, self.columns[index].name),
+            None => self.columns[index].name.clone(),
+        }
+    }
+}
+
+/// The FROM items a subquery in FROM sees around it.
+#[derive(Debug)]
+pub struct OuterScope<'a> {
+    pub scope: &'a Scope,
+    /// LATERAL: the subquery may read them (else naming one is an error).
+    pub lateral: bool,
+    /// Set when the subquery read one of them.
+    pub used: std::cell::Cell<bool>,
+    /// The scope around the enclosing query, if it is a subquery too.
+    pub parent: Option<&'a OuterScope<'a>>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +144,8 @@ impl<'a> ParseState<'a> {
             scope: None,
             aggs: None,
             params: None,
+            outer: None,
+            relations: None,
         }
     }
 
@@ -121,9 +191,27 @@ pub fn scope_of(from: &RangeTable) -> Scope {
             ty: *ty,
             typmod: -1,
         }],
+        FromSource::Subquery { query, .. } => query
+            .targets
+            .iter()
+            .map(|t| ScopeColumn {
+                name: t.name.clone(),
+                ty: t.expr.type_oid(),
+                typmod: t.expr.typmod(),
+            })
+            .collect(),
+        FromSource::Join(j) => {
+            let mut c = scope_of(&j.left).columns;
+            c.extend(scope_of(&j.right).columns);
+            c
+        }
     };
     Scope {
-        name: from.name.clone(),
+        items: vec![ScopeItem {
+            name: from.name.clone(),
+            relname: None,
+            columns: 0..columns.len(),
+        }],
         columns,
     }
 }
@@ -212,12 +300,263 @@ fn series_from(ps: &ParseState, rf: &pb::RangeFunction) -> PgResult<RangeTable> 
     })
 }
 
-/// Analyzes a SELECT whose FROM item (if any) the caller already resolved
-/// to `from` (see `tables::resolve_from`).
+/// The FROM clause (PostgreSQL's transformFromClause): its items, joined
+/// left to right as by CROSS JOIN, and the scope their columns make.
+fn transform_from_clause(ps: &ParseState, items: &[Node]) -> PgResult<Option<(RangeTable, Scope)>> {
+    let mut scope = Scope::default();
+    let mut tree: Option<RangeTable> = None;
+    for item in items {
+        let right = transform_from_item(ps, item, &mut scope)?;
+        tree = Some(match tree {
+            None => right,
+            Some(left) => RangeTable {
+                source: FromSource::Join(Box::new(Join {
+                    kind: JoinKind::Inner,
+                    left,
+                    right,
+                    on: None,
+                })),
+                name: String::new(),
+            },
+        });
+    }
+    Ok(tree.map(|t| (t, scope)))
+}
+
+/// Makes a FROM item's columns visible under `name` (42712 if an item of
+/// the same FROM clause already has it).
+fn add_scope_item(
+    ps: &ParseState,
+    scope: &mut Scope,
+    name: &str,
+    relname: Option<String>,
+    columns: Vec<ScopeColumn>,
+) -> PgResult<()> {
+    if scope.items.iter().any(|i| i.name == name) {
+        return Err(ps.error_at(
+            PgError::new(
+                SqlState(*b"42712"),
+                format!("table name \"{name}\" specified more than once"),
+            ),
+            -1,
+        ));
+    }
+    let start = scope.columns.len();
+    scope.columns.extend(columns);
+    scope.items.push(ScopeItem {
+        name: name.to_string(),
+        relname,
+        columns: start..scope.columns.len(),
+    });
+    Ok(())
+}
+
+/// Renames the first columns by an alias's column list `t(a, b)`.
+fn apply_column_aliases(
+    ps: &ParseState,
+    alias: Option<&pb::Alias>,
+    name: &str,
+    columns: &mut [ScopeColumn],
+) -> PgResult<()> {
+    let Some(alias) = alias else { return Ok(()) };
+    if alias.colnames.len() > columns.len() {
+        return Err(ps.error_at(
+            PgError::new(
+                SqlState(*b"42P10"),
+                format!(
+                    "table \"{name}\" has {} columns available but {} columns specified",
+                    columns.len(),
+                    alias.colnames.len()
+                ),
+            ),
+            -1,
+        ));
+    }
+    for (c, n) in columns.iter_mut().zip(&alias.colnames) {
+        if let Some(n) = super::parser::string_value(n) {
+            c.name = n.to_string();
+        }
+    }
+    Ok(())
+}
+
+/// One FROM item (PostgreSQL's transformFromClauseItem): a table, a
+/// function, a subquery or a join of two items. Its columns are appended
+/// to `scope`.
+fn transform_from_item(ps: &ParseState, item: &Node, scope: &mut Scope) -> PgResult<RangeTable> {
+    match inner(item) {
+        Some(N::RangeVar(rv)) => {
+            let rel = match ps.relations.and_then(|r| r.get(rv)) {
+                Some(rel) => rel.clone(),
+                None => {
+                    return Err(ps.error_at(
+                        PgError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!(
+                                "relation \"{}\" does not exist",
+                                super::tables::display_name(rv)
+                            ),
+                        ),
+                        rv.location,
+                    ))
+                }
+            };
+            let alias = rv.alias.as_ref();
+            let name = alias
+                .map(|a| a.aliasname.clone())
+                .unwrap_or_else(|| rv.relname.clone());
+            let range = RangeTable {
+                source: FromSource::Table(rel),
+                name: name.clone(),
+            };
+            let mut columns = scope_of(&range).columns;
+            apply_column_aliases(ps, alias, &name, &mut columns)?;
+            let relname = alias.map(|_| rv.relname.clone());
+            add_scope_item(ps, scope, &name, relname, columns)?;
+            Ok(range)
+        }
+        Some(N::RangeFunction(rf)) => {
+            let plain = ParseState {
+                scope: None,
+                aggs: None,
+                ..*ps
+            };
+            let range = series_from(&plain, rf)?;
+            let columns = scope_of(&range).columns;
+            add_scope_item(ps, scope, &range.name.clone(), None, columns)?;
+            Ok(range)
+        }
+        Some(N::RangeSubselect(rs)) => {
+            let Some(N::SelectStmt(select)) = rs.subquery.as_deref().and_then(inner) else {
+                return Err(PgError::internal("subquery in FROM is not a SELECT"));
+            };
+            let location = rs.subquery.as_deref().map(expr_location).unwrap_or(-1);
+            let Some(alias) = rs.alias.as_ref() else {
+                return Err(ps.error_at(
+                    PgError::new(
+                        SqlState::SYNTAX_ERROR,
+                        "subquery in FROM must have an alias",
+                    )
+                    .with_hint("For example, FROM (SELECT ...) [AS] foo."),
+                    location,
+                ));
+            };
+            let outer = OuterScope {
+                scope,
+                lateral: rs.lateral,
+                used: std::cell::Cell::new(false),
+                parent: ps.outer,
+            };
+            let sub = ParseState {
+                scope: None,
+                aggs: None,
+                outer: Some(&outer),
+                ..*ps
+            };
+            let rels = ps.relations.cloned().unwrap_or_default();
+            let query = analyze_select(&sub, select, &rels)?;
+            let lateral = outer.used.get();
+            let name = alias.aliasname.clone();
+            let range = RangeTable {
+                source: FromSource::Subquery {
+                    query: Box::new(query),
+                    lateral,
+                },
+                name: name.clone(),
+            };
+            let mut columns = scope_of(&range).columns;
+            apply_column_aliases(ps, Some(alias), &name, &mut columns)?;
+            add_scope_item(ps, scope, &name, None, columns)?;
+            Ok(range)
+        }
+        Some(N::JoinExpr(j)) => {
+            use pb::JoinType as J;
+            let kind = match J::from_i32(j.jointype) {
+                Some(J::JoinInner) => JoinKind::Inner,
+                Some(J::JoinLeft) => JoinKind::Left,
+                Some(J::JoinRight) => {
+                    return Err(PgError::unsupported("RIGHT JOIN is not supported yet"))
+                }
+                Some(J::JoinFull) => {
+                    return Err(PgError::unsupported("FULL JOIN is not supported yet"))
+                }
+                _ => {
+                    return Err(PgError::unsupported(
+                        "this kind of join is not supported yet",
+                    ))
+                }
+            };
+            if j.is_natural {
+                return Err(PgError::unsupported("NATURAL JOIN is not supported yet"));
+            }
+            if !j.using_clause.is_empty() {
+                return Err(PgError::unsupported("JOIN ... USING is not supported yet"));
+            }
+            let first_item = scope.items.len();
+            let start = scope.columns.len();
+            let (Some(l), Some(r)) = (j.larg.as_deref(), j.rarg.as_deref()) else {
+                return Err(PgError::internal("JOIN without two sides"));
+            };
+            let left = transform_from_item(ps, l, scope)?;
+            let right = transform_from_item(ps, r, scope)?;
+            let on = match j.quals.as_deref() {
+                None => None,
+                Some(q) => {
+                    // The condition sees the two sides' items only.
+                    let visible = Scope {
+                        items: scope.items[first_item..].to_vec(),
+                        columns: scope.columns.clone(),
+                    };
+                    let aggs = RefCell::new(AggState {
+                        allowed: false,
+                        clause: "JOIN conditions",
+                        calls: Vec::new(),
+                        inside: false,
+                    });
+                    let on_ps = ParseState {
+                        scope: Some(&visible),
+                        aggs: Some(&aggs),
+                        ..*ps
+                    };
+                    Some(coerce_to_boolean(&on_ps, located(&on_ps, q)?, "JOIN/ON")?)
+                }
+            };
+            if let Some(alias) = j.alias.as_ref() {
+                if !alias.colnames.is_empty() {
+                    return Err(PgError::unsupported(
+                        "column aliases of a join are not supported yet",
+                    ));
+                }
+                scope.items.truncate(first_item);
+                let columns = scope.columns.split_off(start);
+                add_scope_item(ps, scope, &alias.aliasname, None, columns)?;
+            }
+            Ok(RangeTable {
+                source: FromSource::Join(Box::new(Join {
+                    kind,
+                    left,
+                    right,
+                    on,
+                })),
+                name: j
+                    .alias
+                    .as_ref()
+                    .map(|a| a.aliasname.clone())
+                    .unwrap_or_default(),
+            })
+        }
+        _ => Err(PgError::unsupported(
+            "this FROM clause item is not supported yet",
+        )),
+    }
+}
+
+/// Analyzes a SELECT whose tables the caller already opened into `rels`
+/// (see `tables::resolve_from`).
 pub fn analyze_select(
     base: &ParseState,
     stmt: &pb::SelectStmt,
-    from: Option<RangeTable>,
+    rels: &FromRelations,
 ) -> PgResult<Query> {
     if stmt.op != pb::SetOperation::SetopNone as i32 {
         let what = match pb::SetOperation::from_i32(stmt.op).ok_or(()) {
@@ -236,16 +575,14 @@ pub fn analyze_select(
     if stmt.into_clause.is_some() {
         return Err(PgError::unsupported("SELECT INTO is not supported yet"));
     }
-    let from = match (from, stmt.from_clause.as_slice()) {
-        (Some(f), _) => Some(f),
-        (None, [item]) => match inner(item) {
-            Some(N::RangeFunction(rf)) => Some(series_from(base, rf)?),
-            _ => return Err(from_item_error(base, item)),
-        },
-        (None, [item, ..]) => return Err(from_item_error(base, item)),
-        (None, []) => None,
+    let base = &ParseState {
+        relations: Some(rels),
+        ..*base
     };
-    let scope = from.as_ref().map(scope_of);
+    let (from, scope) = match transform_from_clause(base, &stmt.from_clause)? {
+        Some((from, scope)) => (Some(from), Some(scope)),
+        None => (None, None),
+    };
     let aggs = RefCell::new(AggState {
         allowed: true,
         clause: "",
@@ -253,11 +590,9 @@ pub fn analyze_select(
         inside: false,
     });
     let ps = ParseState {
-        query: base.query,
-        io: base.io,
         scope: scope.as_ref(),
         aggs: Some(&aggs),
-        params: base.params,
+        ..*base
     };
     let ps = &ps;
 
@@ -304,9 +639,12 @@ pub fn analyze_select(
     }
     let mut group_by = Vec::new();
     for g in &stmt.group_clause {
-        let index = group_column(ps, g, &targets)?;
-        if !group_by.contains(&index) {
-            group_by.push(index);
+        let expr = group_expr(ps, g, &targets, &locations)?;
+        if !group_by
+            .iter()
+            .any(|e: &crate::sql::expr::Expr| e.same_as(&expr))
+        {
+            group_by.push(expr);
         }
     }
     aggs.borrow_mut().allowed = true;
@@ -374,8 +712,8 @@ pub fn analyze_select(
                 PgError::new(
                     SqlState::GROUPING_ERROR,
                     format!(
-                        "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
-                        scope.name, scope.columns[index].name
+                        "column \"{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                        scope.qualified_name(index)
                     ),
                 ),
                 location,
@@ -398,10 +736,17 @@ pub fn analyze_select(
     })
 }
 
-/// The first column read outside an aggregate and outside `grouped`.
-fn first_var_outside(e: &crate::sql::expr::Expr, grouped: &[usize]) -> Option<usize> {
+/// The first column read outside an aggregate and outside the GROUP BY
+/// expressions `grouped`.
+fn first_var_outside(
+    e: &crate::sql::expr::Expr,
+    grouped: &[crate::sql::expr::Expr],
+) -> Option<usize> {
+    if grouped.iter().any(|g| g.same_as(e)) {
+        return None;
+    }
     match e {
-        crate::sql::expr::Expr::Var { index, .. } if !grouped.contains(index) => Some(*index),
+        crate::sql::expr::Expr::Var { index, .. } => Some(*index),
         _ => e
             .children()
             .into_iter()
@@ -409,12 +754,34 @@ fn first_var_outside(e: &crate::sql::expr::Expr, grouped: &[usize]) -> Option<us
     }
 }
 
-/// A GROUP BY item: a column of the FROM item, an output column's name, or
-/// the position of an output column that is a plain column.
-fn group_column(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResult<usize> {
+/// Whether an expression holds an aggregate call.
+fn has_aggref(e: &crate::sql::expr::Expr) -> bool {
+    matches!(e, crate::sql::expr::Expr::Aggref { .. }) || e.children().into_iter().any(has_aggref)
+}
+
+/// A GROUP BY item (PostgreSQL's findTargetlistEntrySQL92): the position
+/// of an output column, a column of the FROM items, an output column's
+/// name, or an expression over the FROM items.
+fn group_expr(
+    ps: &ParseState,
+    item: &Node,
+    targets: &[TargetEntry],
+    locations: &[i32],
+) -> PgResult<crate::sql::expr::Expr> {
     use crate::sql::expr::Expr;
-    let not_column =
-        || PgError::unsupported("GROUP BY expressions other than columns are not supported yet");
+    let from_target = |i: usize| -> PgResult<Expr> {
+        let expr = targets[i].expr.clone();
+        if has_aggref(&expr) {
+            return Err(ps.error_at(
+                PgError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed in GROUP BY",
+                ),
+                locations[i],
+            ));
+        }
+        Ok(expr)
+    };
     match inner(item) {
         Some(N::AConst(c)) => {
             let Some(pb::a_const::Val::Ival(i)) = &c.val else {
@@ -432,31 +799,22 @@ fn group_column(ps: &ParseState, item: &Node, targets: &[TargetEntry]) -> PgResu
                     c.location,
                 ));
             }
-            match targets[i.ival as usize - 1].expr {
-                Expr::Var { index, .. } => Ok(index),
-                _ => Err(not_column()),
-            }
+            from_target(i.ival as usize - 1)
         }
-        Some(N::ColumnRef(cr)) => {
+        Some(N::ColumnRef(cr)) if cr.fields.len() == 1 => {
             // A column of the input wins over an output name (SQL99 rules).
             match transform_expr(ps, item) {
-                Ok(Expr::Var { index, .. }) => Ok(index),
-                Ok(_) => Err(not_column()),
-                Err(e) if e.code == SqlState::UNDEFINED_COLUMN && cr.fields.len() == 1 => {
+                Err(e) if e.code == SqlState::UNDEFINED_COLUMN => {
                     let name = cr.fields.first().and_then(super::parser::string_value);
-                    match name.and_then(|n| targets.iter().find(|t| t.name == n)) {
-                        Some(TargetEntry {
-                            expr: Expr::Var { index, .. },
-                            ..
-                        }) => Ok(*index),
-                        Some(_) => Err(not_column()),
+                    match name.and_then(|n| targets.iter().position(|t| t.name == n)) {
+                        Some(i) => from_target(i),
                         None => Err(e),
                     }
                 }
-                Err(e) => Err(e),
+                other => other,
             }
         }
-        _ => Err(not_column()),
+        _ => transform_expr(ps, item),
     }
 }
 
@@ -475,27 +833,27 @@ fn star_expansion(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<Option<Vec<us
     {
         return Ok(None);
     }
-    match cr.fields.len() {
-        1 => {}
+    let range = match cr.fields.len() {
+        1 => 0..scope.columns.len(),
         2 => {
-            let t = cr.fields.first().and_then(super::parser::string_value);
-            if t != Some(scope.name.as_str()) {
-                return Err(ps.error_at(
-                    PgError::new(
-                        SqlState::UNDEFINED_TABLE,
-                        format!(
-                            "missing FROM-clause entry for table \"{}\"",
-                            t.unwrap_or_default()
-                        ),
-                    ),
-                    cr.location,
-                ));
+            let t = cr
+                .fields
+                .first()
+                .and_then(super::parser::string_value)
+                .unwrap_or_default();
+            match scope.items.iter().find(|i| i.name == t) {
+                Some(item) => item.columns.clone(),
+                None => {
+                    return Err(ps.error_at(
+                        crate::sql::analyze_expr::missing_table_error(ps, t),
+                        cr.location,
+                    ))
+                }
             }
         }
         _ => return Err(ps.unsupported_at("this qualified *", cr.location)),
-    }
-    if let Some(c) = scope
-        .columns
+    };
+    if let Some(c) = scope.columns[range.clone()]
         .iter()
         .find(|c| !super::types::type_by_oid_exists(c.ty))
     {
@@ -507,7 +865,7 @@ fn star_expansion(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<Option<Vec<us
             cr.location,
         ));
     }
-    Ok(Some((0..scope.columns.len()).collect()))
+    Ok(Some(range.collect()))
 }
 
 /// An ORDER BY item over a table (PostgreSQL's findTargetlistEntrySQL92):
@@ -574,37 +932,6 @@ fn located(ps: &ParseState, node: &Node) -> PgResult<Located> {
         expr: transform_expr(ps, node)?,
         location: expr_location(node),
     })
-}
-
-/// The error for the first FROM item: its relation cannot exist yet.
-fn from_item_error(ps: &ParseState, item: &Node) -> PgError {
-    match inner(item) {
-        Some(N::RangeVar(rv)) => {
-            let name = if rv.schemaname.is_empty() {
-                rv.relname.clone()
-            } else {
-                format!("{}.{}", rv.schemaname, rv.relname)
-            };
-            ps.error_at(
-                PgError::new(
-                    SqlState::UNDEFINED_TABLE,
-                    format!("relation \"{name}\" does not exist"),
-                ),
-                rv.location,
-            )
-        }
-        Some(N::JoinExpr(j)) => match j.larg.as_deref() {
-            Some(left) => from_item_error(ps, left),
-            None => PgError::unsupported("JOIN is not supported yet"),
-        },
-        Some(N::RangeSubselect(_)) => {
-            PgError::unsupported("subqueries in FROM are not supported yet")
-        }
-        Some(N::RangeFunction(_)) => {
-            PgError::unsupported("functions in FROM are not supported yet")
-        }
-        _ => PgError::unsupported("this FROM clause item is not supported yet"),
-    }
 }
 
 fn transform_target(ps: &ParseState, rt: &pb::ResTarget) -> PgResult<TargetEntry> {

@@ -12,7 +12,7 @@
 //! `a BETWEEN b AND c` is `a >= b AND a <= c`, `x IN (1, 2)` is
 //! `x = 1 OR x = 2`, `CASE x WHEN v` compares with `=`.
 
-use super::analyze::ParseState;
+use super::analyze::{ParseState, Scope};
 use super::casts::CoercionContext;
 use super::coerce::{
     coerce, coerce_to_boolean, coerce_to_common, make_func, make_op, select_common_type,
@@ -131,18 +131,22 @@ fn make_const(ps: &ParseState, c: &pb::AConst) -> PgResult<Expr> {
     }
 }
 
-/// A column of the query's table (PostgreSQL's transformColumnRef, for one
-/// FROM item): `col` or `table.col`.
+/// A column of the query's FROM items (PostgreSQL's transformColumnRef):
+/// `col` or `table.col`; in a LATERAL subquery, also a column of the
+/// items before it in the enclosing FROM clause.
 fn transform_column_ref(ps: &ParseState, c: &pb::ColumnRef) -> PgResult<Expr> {
-    let Some(scope) = ps.scope else {
+    if ps.scope.is_none() && ps.outer.is_none() {
         return Err(column_ref_error(ps, c));
-    };
+    }
     let ends_with_star = c
         .fields
         .last()
         .is_some_and(|f| matches!(inner(f), Some(N::AStar(_))));
     let names: Vec<&str> = c.fields.iter().filter_map(string_value).collect();
     if ends_with_star {
+        if ps.scope.is_none() {
+            return Err(column_ref_error(ps, c));
+        }
         return Err(ps.unsupported_at("row-valued references (t.*) in expressions", c.location));
     }
     let (table, column) = match names.as_slice() {
@@ -158,48 +162,146 @@ fn transform_column_ref(ps: &ParseState, c: &pb::ColumnRef) -> PgResult<Expr> {
             ))
         }
     };
-    if let Some(t) = table {
-        if t != scope.name {
-            return Err(ps.error_at(
-                PgError::new(
-                    SqlState::UNDEFINED_TABLE,
-                    format!("missing FROM-clause entry for table \"{t}\""),
-                ),
-                c.location,
-            ));
-        }
-    }
-    match scope.columns.iter().position(|col| col.name == column) {
+    let at = |e: PgError| ps.error_at(e, c.location);
+    let empty = Scope::default();
+    let scope = ps.scope.unwrap_or(&empty);
+    // This query's items first, then the enclosing queries' (innermost
+    // first).
+    match find_column(scope, table, column).map_err(at)? {
         Some(index) => {
             let col = &scope.columns[index];
-            if !types::type_by_oid_exists(col.ty) {
-                return Err(ps.error_at(
-                    PgError::unsupported(format!(
-                        "column \"{column}\" has a type (oid {}) that is not supported yet",
-                        col.ty.0
-                    )),
-                    c.location,
-                ));
-            }
-            Ok(Expr::Var {
+            check_column_type(column, col.ty).map_err(at)?;
+            return Ok(Expr::Var {
                 index,
                 ty: col.ty,
                 typmod: col.typmod,
-            })
+            });
         }
         None => {
-            let shown = match table {
-                Some(t) => format!("{t}.{column}"),
-                None => format!("\"{column}\""),
-            };
-            Err(ps.error_at(
-                PgError::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!("column {shown} does not exist"),
-                ),
-                c.location,
+            let mut level = ps.outer;
+            let mut depth = 1;
+            while let Some(outer) = level {
+                if let Some(index) = find_column(outer.scope, table, column).map_err(at)? {
+                    if !outer.lateral {
+                        return Err(at(invisible_reference(outer.scope, table, column)));
+                    }
+                    if depth > 1 {
+                        return Err(at(PgError::unsupported(
+                            "references to columns two or more query levels up are not supported yet",
+                        )));
+                    }
+                    outer.used.set(true);
+                    let col = &outer.scope.columns[index];
+                    check_column_type(column, col.ty).map_err(at)?;
+                    return Ok(Expr::OuterVar {
+                        index,
+                        ty: col.ty,
+                        typmod: col.typmod,
+                    });
+                }
+                level = outer.parent;
+                depth += 1;
+            }
+        }
+    }
+    Err(at(match table {
+        Some(t) if scope.items.iter().any(|i| i.name == t) => PgError::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("column {t}.{column} does not exist"),
+        ),
+        Some(t) => missing_table_error(ps, t),
+        None => PgError::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("column \"{column}\" does not exist"),
+        ),
+    }))
+}
+
+fn check_column_type(column: &str, ty: TypeOid) -> PgResult<()> {
+    if types::type_by_oid_exists(ty) {
+        return Ok(());
+    }
+    Err(PgError::unsupported(format!(
+        "column \"{column}\" has a type (oid {}) that is not supported yet",
+        ty.0
+    )))
+}
+
+/// Looks `table.column` or `column` up among a scope's items: `Ok(None)`
+/// when no item has it (or no item is called `table`), 42702 when several
+/// do.
+fn find_column(scope: &Scope, table: Option<&str>, column: &str) -> PgResult<Option<usize>> {
+    let mut found = None;
+    for item in &scope.items {
+        if table.is_some_and(|t| t != item.name) {
+            continue;
+        }
+        for index in item.columns.clone() {
+            if scope.columns[index].name == column {
+                if found.is_some() {
+                    return Err(PgError::new(
+                        SqlState(*b"42702"),
+                        format!("column reference \"{column}\" is ambiguous"),
+                    ));
+                }
+                found = Some(index);
+            }
+        }
+        if table.is_some() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// A column of an enclosing FROM clause that a subquery without LATERAL
+/// names.
+fn invisible_reference(scope: &Scope, table: Option<&str>, column: &str) -> PgError {
+    match table {
+        Some(t) => PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("invalid reference to FROM-clause entry for table \"{t}\""),
+        )
+        .with_hint(format!(
+            "There is an entry for table \"{t}\", but it cannot be referenced from this part of the query."
+        )),
+        None => {
+            let item = scope
+                .items
+                .iter()
+                .find(|i| i.columns.clone().any(|c| scope.columns[c].name == column))
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            PgError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column \"{column}\" does not exist"),
+            )
+            .with_hint(format!(
+                "There is a column named \"{column}\" in table \"{item}\", but it cannot be referenced from this part of the query."
             ))
         }
+    }
+}
+
+/// `t.x` where no FROM item is called `t`: 42P01, with PostgreSQL's hint
+/// when `t` is a table that has an alias here.
+pub fn missing_table_error(ps: &ParseState, table: &str) -> PgError {
+    let aliased = ps
+        .scope
+        .and_then(|s| s.items.iter().find(|i| i.relname.as_deref() == Some(table)));
+    match aliased {
+        Some(item) => PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("invalid reference to FROM-clause entry for table \"{table}\""),
+        )
+        .with_hint(format!(
+            "Perhaps you meant to reference the table alias \"{}\".",
+            item.name
+        )),
+        None => PgError::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("missing FROM-clause entry for table \"{table}\""),
+        ),
     }
 }
 

@@ -505,6 +505,73 @@ pub fn current_schema(_: &mut FnCtx, _: &[Datum]) -> PgResult<Datum> {
     Ok(Datum::Text("public".to_string()))
 }
 
+/// The schemas a database has: the ones `initdb` creates (there is no
+/// CREATE SCHEMA yet).
+const SCHEMAS: [&str; 3] = ["pg_catalog", "pg_toast", "public"];
+
+/// current_schemas(include_implicit): the schemas of `search_path` that
+/// exist (`"$user"` standing for the user's name), in order; with `true`,
+/// preceded by `pg_catalog` when the path does not name it (it is then
+/// searched first, implicitly).
+pub fn current_schemas(cx: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let implicit = a[0].as_bool().unwrap_or(false);
+    let user = cx.env.user_name.to_string();
+    let path = cx.env.settings()?.get_str("search_path");
+    let mut schemas: Vec<String> = Vec::new();
+    for element in split_search_path(&path) {
+        let name = if element == "$user" {
+            user.clone()
+        } else {
+            element
+        };
+        if SCHEMAS.contains(&name.as_str()) && !schemas.contains(&name) {
+            schemas.push(name);
+        }
+    }
+    if implicit && !schemas.iter().any(|s| s == "pg_catalog") {
+        schemas.insert(0, "pg_catalog".to_string());
+    }
+    Ok(Datum::Array(schemas.into_iter().map(Datum::Text).collect()))
+}
+
+/// The elements of a search_path value: comma-separated identifiers,
+/// double-quoted ones kept as written, others folded to lower case.
+fn split_search_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in path.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        if part.len() >= 2 && part.starts_with('"') && part.ends_with('"') {
+            out.push(part[1..part.len() - 1].replace("\"\"", "\""));
+        } else {
+            out.push(part.to_lowercase());
+        }
+    }
+    out
+}
+
+/// array_position(array, value): the position (from 1) of the first
+/// element not distinct from `value`; NULL when there is none or the array
+/// is NULL.
+pub fn array_position(_: &mut FnCtx, a: &[Datum]) -> PgResult<Datum> {
+    let Datum::Array(items) = &a[0] else {
+        return Ok(Datum::Null);
+    };
+    let found = items
+        .iter()
+        .position(|item| match (item.is_null(), a[1].is_null()) {
+            (true, true) => true,
+            (false, false) => item.compare(&a[1]) == Some(std::cmp::Ordering::Equal),
+            _ => false,
+        });
+    Ok(match found {
+        Some(i) => Datum::Int4(i as i32 + 1),
+        None => Datum::Null,
+    })
+}
+
 pub fn random(_: &mut FnCtx, _: &[Datum]) -> PgResult<Datum> {
     Ok(Datum::Float8(rand::random::<f64>()))
 }

@@ -244,6 +244,9 @@ pub fn make_op(
     };
     let chosen = match select_candidate(&inputs, &candidates, left.is_some()) {
         Choice::One(i) => ops[i],
+        Choice::NoneMatch if inputs.iter().any(|t| types::array_element(*t).is_some()) => {
+            return Err(ps.unsupported_at("operators on arrays", location))
+        }
         Choice::NoneMatch => {
             return Err(ps.error_at(
                 PgError::new(SqlState::UNDEFINED_FUNCTION, format!("operator does not exist: {}", signature()))

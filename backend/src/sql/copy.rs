@@ -645,7 +645,7 @@ fn copy_to(
         };
         let from = tables::resolve_from(session, query, select)?;
         let ps = super::analyze::ParseState::new(query, &io);
-        let analyzed = super::analyze::analyze_select(&ps, select, from)?;
+        let analyzed = super::analyze::analyze_select(&ps, select, &from)?;
         let mut env = exec_env!(session, &[]);
         let planned = super::plan::plan_query(analyzed, &mut env)?;
         let types: Vec<TypeOid> = planned.columns.iter().map(|c| c.ty).collect();

@@ -36,6 +36,8 @@ pub enum Datum {
     Oid(u32),
     /// The only value of type `void`.
     Void,
+    /// An array (one dimension, lower bound 1) of its type's element type.
+    Array(Vec<Datum>),
 }
 
 impl Datum {
@@ -81,6 +83,21 @@ impl Datum {
             (Text(a), Text(b)) => a.as_bytes().cmp(b.as_bytes()),
             (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Oid(a), Oid(b)) => a.cmp(b),
+            // Element by element, NULLs after values; then the shorter first.
+            (Array(a), Array(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    let o = match (x.is_null(), y.is_null()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => Ordering::Greater,
+                        (false, true) => Ordering::Less,
+                        (false, false) => x.compare(y)?,
+                    };
+                    if o.is_ne() {
+                        return Some(o);
+                    }
+                }
+                a.len().cmp(&b.len())
+            }
             (a, b) => a.as_i64()?.cmp(&b.as_i64()?),
         })
     }

@@ -35,6 +35,12 @@ pub struct ExecEnv<'s> {
     pub agg_values: Vec<Datum>,
     /// The statement's parameter values (`Expr::Param` reads them).
     pub params: &'s [Datum],
+    /// The row of the current query as far as the nested loops above a
+    /// LATERAL subquery filled it in (see `execute.rs`).
+    pub lateral: Vec<Datum>,
+    /// Inside a subquery in FROM: the enclosing query's `lateral` row
+    /// (`Expr::OuterVar` reads it).
+    pub outer: Vec<Datum>,
 }
 
 impl<'s> ExecEnv<'s> {
@@ -58,6 +64,8 @@ impl<'s> ExecEnv<'s> {
             row: Vec::new(),
             agg_values: Vec::new(),
             params: &[],
+            lateral: Vec::new(),
+            outer: Vec::new(),
         }
     }
 
@@ -108,6 +116,12 @@ impl Evaluator<'_, '_> {
                 .get(*index)
                 .cloned()
                 .ok_or_else(|| PgError::internal(format!("column {index} is not in the row"))),
+            Expr::OuterVar { index, .. } => self
+                .env
+                .outer
+                .get(*index)
+                .cloned()
+                .ok_or_else(|| PgError::internal(format!("outer column {index} is not set"))),
             Expr::Param { index, .. } => self.env.params.get(*index).cloned().ok_or_else(|| {
                 PgError::new(
                     pgerror::SqlState::UNDEFINED_OBJECT,

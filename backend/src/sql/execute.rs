@@ -218,6 +218,174 @@ fn start(plan: &Plan) -> Box<dyn NodeState> {
             input: start(input),
             ncols: *ncols,
         }),
+        Plan::NestLoop {
+            left,
+            right,
+            kind,
+            on,
+            filter,
+            right_width,
+            offset,
+            lateral,
+        } => Box::new(NestLoopState {
+            left: start(left),
+            right_plan: (**right).clone(),
+            kind: *kind,
+            on: on.clone(),
+            filter: filter.clone(),
+            right_width: *right_width,
+            offset: *offset,
+            lateral: *lateral,
+            kept: None,
+            current: None,
+        }),
+        Plan::SubqueryScan { input, filter } => Box::new(SubqueryScanState {
+            input: start(input),
+            filter: filter.clone(),
+            own_lateral: Vec::new(),
+        }),
+    }
+}
+
+/// The right side of a nested loop, for the current left row.
+enum RightRows {
+    /// Runs again for each left row (LATERAL).
+    Running(Box<dyn NodeState>),
+    /// Position in the kept rows.
+    Kept(usize),
+}
+
+/// A nested loop join (PostgreSQL's nodeNestloop.c).
+struct NestLoopState {
+    left: Box<dyn NodeState>,
+    right_plan: Plan,
+    kind: super::expr::JoinKind,
+    on: Option<Expr>,
+    filter: Option<Expr>,
+    right_width: usize,
+    offset: usize,
+    lateral: bool,
+    /// The right side's rows, read at the first left row (not LATERAL).
+    kept: Option<Vec<Vec<Datum>>>,
+    /// The current left row, whether a right row matched it, and where the
+    /// right side is.
+    current: Option<(Vec<Datum>, bool, RightRows)>,
+}
+
+impl NodeState for NestLoopState {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        loop {
+            if self.current.is_none() {
+                let Some(left) = self.left.next(env, scan.as_deref_mut())? else {
+                    return Ok(None);
+                };
+                let right = if self.lateral {
+                    RightRows::Running(start(&self.right_plan))
+                } else {
+                    if self.kept.is_none() {
+                        let mut state = start(&self.right_plan);
+                        let mut rows = Vec::new();
+                        while let Some(r) = state.next(env, scan.as_deref_mut())? {
+                            rows.push(r);
+                        }
+                        self.kept = Some(rows);
+                    }
+                    RightRows::Kept(0)
+                };
+                self.current = Some((left, false, right));
+            }
+            let (left, matched, right) = self.current.as_mut().expect("set above");
+            let right_row = match right {
+                RightRows::Running(state) => {
+                    // The LATERAL subquery reads the left row from here.
+                    let end = self.offset + left.len();
+                    if env.lateral.len() < end {
+                        env.lateral.resize(end, Datum::Null);
+                    }
+                    env.lateral[self.offset..end].clone_from_slice(left);
+                    state.next(env, scan.as_deref_mut())?
+                }
+                RightRows::Kept(i) => {
+                    let row = self.kept.as_ref().and_then(|k| k.get(*i)).cloned();
+                    *i += 1;
+                    row
+                }
+            };
+            crate::interrupts::check_for_interrupts()?;
+            let joined = match right_row {
+                Some(r) => {
+                    let mut row = left.clone();
+                    row.extend(r);
+                    if let Some(on) = &self.on {
+                        env.row = row;
+                        if eval(on, env)?.as_bool() != Some(true) {
+                            continue;
+                        }
+                        row = std::mem::take(&mut env.row);
+                    }
+                    *matched = true;
+                    row
+                }
+                None => {
+                    let (left, matched, _) = self.current.take().expect("set above");
+                    if matched || self.kind != super::expr::JoinKind::Left {
+                        continue;
+                    }
+                    let mut row = left;
+                    row.extend(std::iter::repeat(Datum::Null).take(self.right_width));
+                    row
+                }
+            };
+            if let Some(f) = &self.filter {
+                env.row = joined;
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+                return Ok(Some(std::mem::take(&mut env.row)));
+            }
+            return Ok(Some(joined));
+        }
+    }
+}
+
+/// A subquery in FROM. Its plan has its own row and lateral row; while it
+/// runs, the enclosing query's lateral row is what its `Expr::OuterVar`s
+/// read.
+struct SubqueryScanState {
+    input: Box<dyn NodeState>,
+    filter: Option<Expr>,
+    own_lateral: Vec<Datum>,
+}
+
+impl NodeState for SubqueryScanState {
+    fn next(
+        &mut self,
+        env: &mut ExecEnv,
+        mut scan: Option<&mut ScanCtx<'_>>,
+    ) -> PgResult<Option<Vec<Datum>>> {
+        loop {
+            let enclosing = std::mem::take(&mut env.lateral);
+            let saved_outer = std::mem::replace(&mut env.outer, enclosing);
+            env.lateral = std::mem::take(&mut self.own_lateral);
+            let row = self.input.next(env, scan.as_deref_mut());
+            self.own_lateral = std::mem::take(&mut env.lateral);
+            env.lateral = std::mem::replace(&mut env.outer, saved_outer);
+            let Some(row) = row? else {
+                return Ok(None);
+            };
+            if let Some(f) = &self.filter {
+                env.row = row;
+                if eval(f, env)?.as_bool() != Some(true) {
+                    continue;
+                }
+                return Ok(Some(std::mem::take(&mut env.row)));
+            }
+            return Ok(Some(row));
+        }
     }
 }
 
@@ -235,6 +403,7 @@ pub fn from_stored(v: Option<storage::heap::datum::Datum>) -> Datum {
         Some(S::Bool(x)) => Datum::Bool(x),
         Some(S::Text(x)) | Some(S::Name(x)) => Datum::Text(x),
         Some(S::Oid(o)) => Datum::Oid(o.0),
+        Some(S::Char(0)) => Datum::Text(String::new()),
         Some(S::Char(c)) => Datum::Text(char::from(c).to_string()),
         Some(S::Timestamp(t)) => Datum::TimestampTz(t),
         Some(S::Numeric(text)) => match crate::sql::numeric::Numeric::parse(&text) {
@@ -590,11 +759,12 @@ impl Accum {
 }
 
 /// Aggregation: all input rows are read and grouped (sorted on the group
-/// columns), then one row per group is returned.
+/// keys; a key that is not a plain column is computed and appended to the
+/// row), then one row per group is returned.
 struct AggState {
     input: Box<dyn NodeState>,
     aggs: Vec<AggCall>,
-    group_by: Vec<usize>,
+    group_by: Vec<Expr>,
     having: Option<Expr>,
     groups: Option<std::vec::IntoIter<Vec<Datum>>>,
 }
@@ -606,18 +776,44 @@ impl AggState {
         mut scan: Option<&mut ScanCtx<'_>>,
     ) -> PgResult<Vec<Vec<Datum>>> {
         let mut rows = Vec::new();
-        while let Some(row) = self.input.next(env, scan.as_deref_mut())? {
+        let mut width = None;
+        let mut keys: Vec<SortColumn> = Vec::new();
+        while let Some(mut row) = self.input.next(env, scan.as_deref_mut())? {
+            let w = *width.get_or_insert(row.len());
+            if keys.is_empty() && !self.group_by.is_empty() {
+                let mut computed = 0;
+                for e in &self.group_by {
+                    let column = match e {
+                        Expr::Var { index, .. } => *index,
+                        _ => {
+                            computed += 1;
+                            w + computed - 1
+                        }
+                    };
+                    keys.push(SortColumn {
+                        column,
+                        descending: false,
+                        nulls_first: false,
+                    });
+                }
+            }
+            let computed: Vec<&Expr> = self
+                .group_by
+                .iter()
+                .filter(|e| !matches!(e, Expr::Var { .. }))
+                .collect();
+            if !computed.is_empty() {
+                env.row = row;
+                let mut values = Vec::with_capacity(computed.len());
+                for e in computed {
+                    values.push(eval(e, env)?);
+                }
+                row = std::mem::take(&mut env.row);
+                row.extend(values);
+            }
             rows.push(row);
         }
-        let keys: Vec<SortColumn> = self
-            .group_by
-            .iter()
-            .map(|&column| SortColumn {
-                column,
-                descending: false,
-                nulls_first: false,
-            })
-            .collect();
+        let grouped = !self.group_by.is_empty();
         let same_group = |a: &[Datum], b: &[Datum]| {
             keys.iter()
                 .all(|k| compare_key(&a[k.column], &b[k.column], k).is_eq())
@@ -633,10 +829,10 @@ impl AggState {
         let mut out = Vec::new();
         let mut i = 0;
         // Without GROUP BY there is exactly one group, even over no rows.
-        while i < rows.len() || (keys.is_empty() && out.is_empty() && i == 0) {
+        while i < rows.len() || (!grouped && out.is_empty() && i == 0) {
             let mut accums: Vec<Accum> = self.aggs.iter().map(Accum::new).collect();
             let first = rows.get(i).cloned().unwrap_or_default();
-            while i < rows.len() && (keys.is_empty() || same_group(&rows[i], &first)) {
+            while i < rows.len() && (!grouped || same_group(&rows[i], &first)) {
                 crate::interrupts::check_for_interrupts()?;
                 env.row = std::mem::take(&mut rows[i]);
                 for (acc, call) in accums.iter_mut().zip(&self.aggs) {
@@ -657,7 +853,7 @@ impl AggState {
                 env.agg_values = row.clone();
                 env.row = first.clone();
                 if eval(h, env)?.as_bool() != Some(true) {
-                    if keys.is_empty() {
+                    if !grouped {
                         break;
                     }
                     continue;
@@ -665,7 +861,7 @@ impl AggState {
             }
             row.extend(first);
             out.push(row);
-            if keys.is_empty() {
+            if !grouped {
                 break;
             }
         }

@@ -80,6 +80,14 @@ pub enum Expr {
         ty: TypeOid,
         typmod: i32,
     },
+    /// Column `index` of the enclosing query's row, for a LATERAL subquery
+    /// in FROM: the nested loop above the subquery sets that row before it
+    /// runs the subquery again (PostgreSQL's PARAM_EXEC from a NestLoop).
+    OuterVar {
+        index: usize,
+        ty: TypeOid,
+        typmod: i32,
+    },
     /// The value of the query's aggregate `index`, computed by the Agg
     /// node over every input row (PostgreSQL's Aggref, after planning).
     Aggref {
@@ -166,6 +174,7 @@ impl Expr {
             | Expr::Coalesce { ty, .. }
             | Expr::MinMax { ty, .. }
             | Expr::Var { ty, .. }
+            | Expr::OuterVar { ty, .. }
             | Expr::Aggref { ty, .. }
             | Expr::Param { ty, .. } => *ty,
             Expr::Cast(c) => c.to,
@@ -192,7 +201,9 @@ impl Expr {
             }
         }
         match self {
-            Expr::Const { typmod, .. } | Expr::Var { typmod, .. } => *typmod,
+            Expr::Const { typmod, .. }
+            | Expr::Var { typmod, .. }
+            | Expr::OuterVar { typmod, .. } => *typmod,
             Expr::Cast(c) => c.typmod,
             Expr::Coalesce { args, .. } => common(args.iter()),
             Expr::Case(c) => common(
@@ -215,6 +226,7 @@ impl Expr {
             Expr::Const { .. }
             | Expr::CaseTest { .. }
             | Expr::Var { .. }
+            | Expr::OuterVar { .. }
             | Expr::Aggref { .. }
             | Expr::Param { .. } => Vec::new(),
             Expr::Func { args, .. }
@@ -240,6 +252,66 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// The direct sub-expressions, to change them in place.
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Const { .. }
+            | Expr::CaseTest { .. }
+            | Expr::Var { .. }
+            | Expr::OuterVar { .. }
+            | Expr::Aggref { .. }
+            | Expr::Param { .. } => Vec::new(),
+            Expr::Func { args, .. }
+            | Expr::And(args)
+            | Expr::Or(args)
+            | Expr::Coalesce { args, .. }
+            | Expr::MinMax { args, .. } => args.iter_mut().collect(),
+            Expr::Cast(c) => vec![&mut c.arg],
+            Expr::Not(a) | Expr::NullTest { arg: a, .. } | Expr::BoolTest { arg: a, .. } => {
+                vec![a.as_mut()]
+            }
+            Expr::Distinct { args, .. } | Expr::NullIf { args, .. } => args.iter_mut().collect(),
+            Expr::Case(c) => {
+                let mut v: Vec<&mut Expr> = c.arg.iter_mut().collect();
+                for (w, r) in &mut c.whens {
+                    v.push(w);
+                    v.push(r);
+                }
+                v.push(&mut c.default);
+                v
+            }
+        }
+    }
+
+    /// Whether two expressions are the same tree (PostgreSQL's `equal()`,
+    /// which GROUP BY uses to match expressions of the target list).
+    pub fn same_as(&self, other: &Expr) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+
+    /// Every column of the row this expression reads (`Expr::Var`).
+    pub fn vars(&self, out: &mut Vec<usize>) {
+        if let Expr::Var { index, .. } = self {
+            out.push(*index);
+        }
+        for c in self.children() {
+            c.vars(out);
+        }
+    }
+
+    /// Moves every `Expr::Var` down by `by` columns (an expression over a
+    /// joined row, evaluated on the part of it that starts at `by`).
+    pub fn shift_vars(&mut self, by: usize) {
+        if let Expr::Var { index, .. } = self {
+            *index -= by;
+        }
+        for c in self.children_mut() {
+            c.shift_vars(by);
+        }
+    }
+}
+
 /// One output column of a query.
 #[derive(Clone, Debug)]
 pub struct TargetEntry {
@@ -247,13 +319,70 @@ pub struct TargetEntry {
     pub name: String,
 }
 
-/// The table a query reads (one FROM item, for now).
+/// What a query reads: one FROM item, or several joined (a tree of
+/// [`FromSource::Join`]s). The row a query's `Expr::Var`s read is the
+/// columns of every item, left to right (a join's row is its left item's
+/// row followed by its right item's).
 #[derive(Clone, Debug)]
 pub struct RangeTable {
     pub source: FromSource,
     /// The alias, else the table's (or function's) name: what `t.col` must
-    /// say.
+    /// say; empty for a join without an alias.
     pub name: String,
+}
+
+impl RangeTable {
+    /// The number of columns the item gives the row.
+    pub fn width(&self) -> usize {
+        match &self.source {
+            FromSource::Table(rel) => rel.columns.len(),
+            FromSource::Series { .. } => 1,
+            FromSource::Subquery { query, .. } => query.targets.len(),
+            FromSource::Join(j) => j.left.width() + j.right.width(),
+        }
+    }
+
+    /// Whether a LATERAL subquery inside it reads columns of items to its
+    /// left.
+    pub fn has_lateral(&self) -> bool {
+        match &self.source {
+            FromSource::Subquery { lateral, .. } => *lateral,
+            FromSource::Join(j) => j.left.has_lateral() || j.right.has_lateral(),
+            _ => false,
+        }
+    }
+
+    /// The base items (tables, functions, subqueries), left to right.
+    pub fn leaves(&self) -> Vec<&RangeTable> {
+        match &self.source {
+            FromSource::Join(j) => {
+                let mut v = j.left.leaves();
+                v.extend(j.right.leaves());
+                v
+            }
+            _ => vec![self],
+        }
+    }
+}
+
+/// How two FROM items are joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// `JOIN ... ON`, `CROSS JOIN` and the comma.
+    Inner,
+    /// `LEFT JOIN ... ON`: every left row, with NULLs when no right row
+    /// matches.
+    Left,
+}
+
+#[derive(Clone, Debug)]
+pub struct Join {
+    pub kind: JoinKind,
+    pub left: RangeTable,
+    pub right: RangeTable,
+    /// The ON condition, over the query's row (boolean); `None` for CROSS
+    /// JOIN and the comma.
+    pub on: Option<Expr>,
 }
 
 /// What a FROM item reads.
@@ -267,6 +396,13 @@ pub enum FromSource {
         ty: TypeOid,
         column: String,
     },
+    /// `(SELECT ...) AS alias`; `lateral` when it reads columns of the items
+    /// before it (`Expr::OuterVar`), so it runs again for each of their rows.
+    Subquery {
+        query: Box<Query>,
+        lateral: bool,
+    },
+    Join(Box<Join>),
 }
 
 /// One ORDER BY key.
@@ -284,8 +420,9 @@ pub struct Query {
     pub from: Option<RangeTable>,
     /// Aggregate calls the targets refer to (`Expr::Aggref`).
     pub aggs: Vec<AggCall>,
-    /// GROUP BY: columns of the FROM item (indexes into its row).
-    pub group_by: Vec<usize>,
+    /// GROUP BY: expressions over the FROM items' row (plain columns are
+    /// `Expr::Var`s), no two alike.
+    pub group_by: Vec<Expr>,
     /// HAVING; boolean, over the groups.
     pub having: Option<Expr>,
     /// ORDER BY, evaluated on the output of the targets' inputs.

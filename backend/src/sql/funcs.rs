@@ -402,6 +402,25 @@ fn build() -> Catalog {
     c.func("current_user", &[], T::NAME, Stable, b::current_user);
     c.func("session_user", &[], T::NAME, Stable, b::current_user);
     c.func("current_schema", &[], T::NAME, Stable, b::current_schema);
+    c.func(
+        "current_schemas",
+        &[T::BOOL],
+        T::NAME_ARRAY,
+        Stable,
+        b::current_schemas,
+    );
+    // PostgreSQL's is array_position(anyarray, anyelement); these are the
+    // array types there are.
+    for (array, elem) in [(T::NAME_ARRAY, T::NAME), (T::TEXT_ARRAY, T::TEXT)] {
+        c.push(
+            "array_position",
+            &[array, elem],
+            T::INT4,
+            Immutable,
+            false,
+            Some(b::array_position),
+        );
+    }
     c.func("random", &[], T::FLOAT8, Volatile, b::random);
     c.func("length", &[T::TEXT], T::INT4, Immutable, b::length);
     c.func("char_length", &[T::TEXT], T::INT4, Immutable, b::length);

@@ -72,6 +72,8 @@ pub fn input(ty: TypeOid, text: &str, io: &IoContext) -> PgResult<Datum> {
             datetime::timestamptz_to_timestamp(io.now, &io.timezone),
         )?),
         TypeOid::NAME => Datum::Text(truncate_name(text).to_string()),
+        // charin: the first byte (none for an empty string).
+        TypeOid::CHAR => Datum::Text(text.chars().take(1).collect()),
         TypeOid::TIMESTAMPTZ => {
             Datum::TimestampTz(datetime::timestamptz_in(text, &io.timezone, io.now)?)
         }
@@ -104,7 +106,45 @@ pub fn output(value: &Datum, ty: TypeOid, io: &IoContext) -> String {
         Datum::Oid(oid) if ty == TypeOid::REGTYPE => regtype_out(*oid),
         Datum::Oid(oid) => oid.to_string(),
         Datum::Void => String::new(),
+        Datum::Array(items) => array_out(items, ty, io),
     }
+}
+
+/// array_out for one dimension: `{a,b}`, with an element quoted when it is
+/// empty, is `NULL` in any case, or holds a space, `{`, `}`, `,`, `"` or
+/// `\`; NULL elements print as `NULL`.
+fn array_out(items: &[Datum], ty: TypeOid, io: &IoContext) -> String {
+    let elem = types::array_element(ty).unwrap_or(TypeOid::TEXT);
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if item.is_null() {
+            out.push_str("NULL");
+            continue;
+        }
+        let text = output(item, elem, io);
+        let quote = text.is_empty()
+            || text.eq_ignore_ascii_case("null")
+            || text
+                .chars()
+                .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace());
+        if quote {
+            out.push('"');
+            for c in text.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(&text);
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// parse_bool_with_len: any unambiguous prefix of true/false/yes/no, on/off,

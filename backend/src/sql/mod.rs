@@ -86,16 +86,36 @@
 //! PostgreSQL's result scales), `float.rs` (shortest round-trip float8 and
 //! float4 output), `datetime.rs` (timestamptz in the session's TimeZone),
 //! `date.rs` (days since 2000-01-01, ISO, MDY and month-name input).
+//! Arrays exist as far as `current_schemas(bool)` (`name[]`) and
+//! `array_position` need them: [`datum::Datum::Array`] with PostgreSQL's
+//! output format (`{pg_catalog,public}`); array input, casts to arrays and
+//! operators on arrays answer `0A000`. `"char"` is the one-byte type of the
+//! catalogs' flag columns (`pg_class.relkind`).
 //!
 //! # Tables
 //!
 //! A statement that uses tables first takes its snapshot
 //! (`tables::begin_statement`) and locks its tables (`tables::open_relation`).
-//! `SELECT` over one table (or `generate_series` in FROM) resolves the FROM
-//! item through the relation cache before analysis, and plans a sequential
-//! scan or an index scan (`index_path.rs`: `=`/`<`/`>` ranges on an index's
-//! first column) with WHERE, an aggregate node (`count`, `sum`, `avg`,
-//! `min`, `max`, with GROUP BY and HAVING), a sort for ORDER BY and LIMIT.
+//! The catalogs are tables too (`storage::catalog`): `pg_class`,
+//! `pg_namespace`, `pg_attribute`, `pg_type`... and the always empty
+//! `pg_inherits` and `pg_partitioned_table` that pgbench's start-up query
+//! joins. `SELECT` opens every table its FROM clause names (`tables::resolve_from`,
+//! through the relation cache; `pg_catalog.pg_class` and other qualified
+//! names too) before analysis. `analyze.rs` turns the FROM items (tables,
+//! `generate_series`, subqueries, `LATERAL` ones included, and joins:
+//! comma lists, `[INNER] JOIN ... ON`, `LEFT JOIN ... ON`, `CROSS JOIN`) into
+//! a tree of [`expr::RangeTable`]s and a scope: the query's row is every
+//! item's columns left to right, `Expr::Var` is a column of that row, and a
+//! LATERAL subquery reads the enclosing row through `Expr::OuterVar`.
+//! `plan.rs` plans each table as a sequential scan or an index scan
+//! (`index_path.rs`: `=`/`<`/`>` ranges on an index's first column) with
+//! the WHERE conjuncts that read only it (not below the nullable side of a
+//! LEFT JOIN), joins as nested loops (the right side kept in memory, or run
+//! again per left row when LATERAL), then an aggregate node (`count`,
+//! `sum`, `avg`, `min`, `max`, with GROUP BY on columns, positions, output
+//! names or expressions, and HAVING), a sort for ORDER BY (or, over one
+//! table, an index read in ORDER BY's order when a LIMIT may stop it
+//! early) and LIMIT.
 //! INSERT (VALUES or SELECT), UPDATE and DELETE are in `modify.rs`, keeping
 //! indexes (`indexes.rs`) and foreign keys (`foreign_keys.rs`) in step;
 //! COPY in `copy.rs`; CREATE/DROP TABLE, TRUNCATE and the transaction's end
@@ -109,9 +129,11 @@
 //! # What is not here yet
 //!
 //! Columns of other types (timestamptz, interval, bytea, json...), date
-//! input with time zone names, interval values (`date + interval`, `timestamp - timestamp`), joins and
-//! subqueries, GROUP BY on expressions, DISTINCT over tables,
-//! aggregates other than the five above, index use for ORDER BY ... LIMIT,
+//! input with time zone names, interval values (`date + interval`,
+//! `timestamp - timestamp`), RIGHT/FULL joins, `JOIN ... USING` and
+//! NATURAL joins, index use on the inner side of a join, subqueries in
+//! expressions, references two query levels up, DISTINCT over tables,
+//! aggregates other than the five above,
 //! binary result formats, cursors (DECLARE/FETCH), savepoint rollback of
 //! table changes, and statements other than the ones above, SET/SHOW/RESET,
 //! DISCARD, PREPARE/EXECUTE/DEALLOCATE and transaction control: they answer
@@ -119,9 +141,10 @@
 
 //! # Where the next pieces plug in
 //!
-//! Joins: `analyze.rs` resolves several FROM items into a range table,
-//! `Expr::Var` gains the item it reads, `plan.rs` join nodes,
-//! `execute.rs` their states. Index scans: a plan that depends on
+//! Joins: an index on the inner side of a nested loop would be an index
+//! scan whose key reads the left row (as LATERAL subqueries already do with
+//! `Expr::OuterVar`); hash and merge joins are other `Plan` nodes. Index
+//! scans: a plan that depends on
 //! parameter values would make `prepared::plan` choose between a plan per
 //! Bind and the cached one, as PostgreSQL's plancache.c does
 //! (`docs/decisions/0005-prepared-statement-plans.md`). DECLARE/FETCH:

@@ -30,7 +30,7 @@ use storage::heap::tuple::ItemPointer;
 use storage::heap::{delete_row, heap_insert, update_row, HeapRelation, RowOutcome};
 use storage::types::Oid;
 
-use super::analyze::{analyze_select, figure_colname, scope_of, ParseState, Scope};
+use super::analyze::{analyze_select, figure_colname, scope_of, FromRelations, ParseState, Scope};
 use super::analyze_expr::{expr_location, transform_expr};
 use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, unknown_as_text, Located};
@@ -116,11 +116,9 @@ fn range_table(rel: Arc<RelationInfo>, rv: &pb::RangeVar) -> RangeTable {
 
 fn scoped<'a>(base: &ParseState<'a>, scope: &'a Scope) -> ParseState<'a> {
     ParseState {
-        query: base.query,
-        io: base.io,
         scope: Some(scope),
         aggs: None,
-        params: base.params,
+        ..*base
     }
 }
 
@@ -251,7 +249,7 @@ pub fn analyze_insert(
     ps: &ParseState,
     stmt: &pb::InsertStmt,
     rel: Arc<RelationInfo>,
-    select_from: Option<RangeTable>,
+    select_from: FromRelations,
 ) -> PgResult<InsertPlan> {
     let rv = stmt.relation.as_ref().expect("resolved by the caller");
     if stmt.with_clause.is_some() {
@@ -376,11 +374,11 @@ fn analyze_insert_select(
     stmt: &pb::InsertStmt,
     rel: Arc<RelationInfo>,
     select: &pb::SelectStmt,
-    select_from: Option<RangeTable>,
+    select_from: FromRelations,
     mut target_cols: Vec<usize>,
 ) -> PgResult<InsertPlan> {
     let rv = stmt.relation.as_ref().expect("resolved by the caller");
-    let mut query = analyze_select(ps, select, select_from)?;
+    let mut query = analyze_select(ps, select, &select_from)?;
     if stmt.cols.is_empty() {
         target_cols = (0..query.targets.len().min(rel.columns.len())).collect();
     }
@@ -540,6 +538,7 @@ pub fn to_stored(v: &Datum, ty: Oid) -> PgResult<Option<Stored>> {
         (Datum::Numeric(n), sd::NUMERICOID) => Stored::Numeric(n.to_text()),
         (Datum::Text(s), sd::NAMEOID) => Stored::Name(s.clone()),
         (Datum::Oid(o), sd::OIDOID) => Stored::Oid(Oid(*o)),
+        (Datum::Text(s), sd::CHAROID) => Stored::Char(s.bytes().next().unwrap_or(0)),
         (v, ty) => {
             return Err(PgError::internal(format!(
                 "value {v:?} does not fit a column of type {ty}"

@@ -297,7 +297,6 @@ mod tests {
     /// `t(a int4, b text, e varchar(5))`, or the error it reports.
     fn inferred(sql: &str) -> Result<Vec<u32>, String> {
         use crate::sql::analyze::{analyze_select, ParseState};
-        use crate::sql::expr::RangeTable;
         use crate::sql::modify;
         use pg_query::protobuf::node::Node as N;
         use std::sync::Arc;
@@ -335,15 +334,14 @@ mod tests {
             .remove(0);
         let exprs: Vec<Expr> = match &stmt.node {
             N::SelectStmt(s) => {
-                let from = (!s.from_clause.is_empty()).then(|| RangeTable {
-                    source: crate::sql::expr::FromSource::Table(rel.clone()),
-                    name: "t".into(),
-                });
-                let q = analyze_select(&ps, s, from).map_err(|e| e.message)?;
+                let mut from = crate::sql::analyze::FromRelations::default();
+                from.insert("", "t", rel.clone());
+                let q = analyze_select(&ps, s, &from).map_err(|e| e.message)?;
                 q.targets.into_iter().map(|t| t.expr).collect()
             }
             N::InsertStmt(s) => {
-                let p = modify::analyze_insert(&ps, s, rel, None).map_err(|e| e.message)?;
+                let p = modify::analyze_insert(&ps, s, rel, Default::default())
+                    .map_err(|e| e.message)?;
                 match p.source {
                     modify::InsertSource::Values(rows) => rows.into_iter().flatten().collect(),
                     modify::InsertSource::Query { .. } => Vec::new(),

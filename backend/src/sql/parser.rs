@@ -135,7 +135,11 @@ fn decode_result(result: &PgQueryProtobufParseResult) -> PgResult<ParseResult> {
             };
             (message, err.cursorpos)
         };
-        let mut error = PgError::new(grammar_error_code(&message), message);
+        let mut error = PgError::new(grammar_error_code(&message), message.clone());
+        // The grammar's hints do not cross libpg_query's interface.
+        if message == "subquery in FROM must have an alias" {
+            error = error.with_hint("For example, FROM (SELECT ...) [AS] foo.");
+        }
         if cursorpos > 0 {
             error = error.with_position(cursorpos as u32);
         }

@@ -18,16 +18,17 @@
 //! Stable and volatile functions (`now()`, `current_setting`, `pg_sleep`)
 //! run in the executor.
 //!
-//! Plan shapes: `Limit?(Result)` without FROM; over one table,
-//! `Limit?(Trim(Sort(Project(SeqScan))))` (Sort and Trim only with ORDER
-//! BY), or `Limit?(Project(Agg(SeqScan)))` with aggregates. An IndexScan
-//! replaces the SeqScan when the WHERE clause bounds an index's first
-//! column (`index_path.rs`), and replaces Sort too when the index is in
-//! ORDER BY's order and a LIMIT may stop the scan early.
+//! Plan shapes: `Limit?(Result)` without FROM; over FROM items,
+//! `Limit?(Trim(Sort(Project(Agg?(scan)))))` (Sort and Trim only with ORDER
+//! BY, Agg with aggregates or GROUP BY), where the scan is a SeqScan,
+//! IndexScan, FunctionScan, SubqueryScan or a NestLoop of two of them. An
+//! IndexScan replaces a SeqScan when the WHERE clause bounds an index's
+//! first column (`index_path.rs`); over one table it replaces the Sort too
+//! when the index is in ORDER BY's order and a LIMIT may stop it early.
 
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::expr::{AggCall, Case, Expr, FromSource, Query};
+use super::expr::{AggCall, Case, Expr, FromSource, Join, JoinKind, Query, RangeTable};
 use super::funcs::{self, Volatility};
 use super::types::TypeOid;
 use pgerror::PgResult;
@@ -75,14 +76,14 @@ pub enum Plan {
         ty: TypeOid,
         filter: Option<Expr>,
     },
-    /// One row per group of input rows with equal `group_by` columns (one
+    /// One row per group of input rows with equal `group_by` values (one
     /// group in all without GROUP BY, even over no rows): the aggregates'
     /// values followed by the group's first input row. Groups failing
     /// `having` are left out.
     Agg {
         input: Box<Plan>,
         aggs: Vec<AggCall>,
-        group_by: Vec<usize>,
+        group_by: Vec<Expr>,
         having: Option<Expr>,
     },
     /// `exprs` over each input row (`Expr::Var` reads it); over an Agg's
@@ -100,6 +101,29 @@ pub enum Plan {
     },
     /// The first `ncols` columns of each input row (drops sort keys).
     Trim { input: Box<Plan>, ncols: usize },
+    /// A nested loop join: each left row with each right row for which
+    /// `on` holds (both over the joined row, left columns first); for a
+    /// LEFT join, a left row without any gets NULLs. `filter` is then
+    /// tested on the result. The right side is read once and kept, unless
+    /// it is `lateral`: then it runs again for every left row, which is
+    /// first written at column `offset` of the lateral row its
+    /// `Expr::OuterVar`s read.
+    NestLoop {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        on: Option<Expr>,
+        filter: Option<Expr>,
+        right_width: usize,
+        offset: usize,
+        lateral: bool,
+    },
+    /// The rows of a subquery in FROM, for which `filter` holds. The
+    /// subquery's `Expr::OuterVar`s read the row of the query around it.
+    SubqueryScan {
+        input: Box<Plan>,
+        filter: Option<Expr>,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +146,9 @@ impl PlannedStmt {
             match p {
                 Plan::SeqScan { .. } | Plan::IndexScan { .. } => true,
                 Plan::Result { .. } | Plan::FunctionScan { .. } => false,
+                Plan::NestLoop { left, right, .. } => scans(left) || scans(right),
                 Plan::Limit { input, .. }
+                | Plan::SubqueryScan { input, .. }
                 | Plan::Agg { input, .. }
                 | Plan::Project { input, .. }
                 | Plan::Sort { input, .. }
@@ -171,7 +197,7 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
     let single_row = query.from.is_none() && !grouped;
     let mut targets = Some(targets);
     let mut sorted_by_index = false;
-    let input = match query.from.map(|f| f.source) {
+    let input = match query.from {
         None if single_row => Plan::Result {
             filter,
             targets: targets.take().expect("not taken yet"),
@@ -180,43 +206,36 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             filter,
             targets: Vec::new(),
         },
-        Some(FromSource::Table(rel)) => {
-            let by_qual = filter
-                .as_ref()
-                .and_then(|f| super::index_path::choose_index(&rel, f));
-            let ordered = order_keys(&query.sort, grouped).and_then(|keys| {
-                super::index_path::choose_ordered_index(&rel, filter.as_ref(), &keys)
-            });
-            // An index in ORDER BY's order replaces the Sort when a LIMIT
-            // may stop it early, or when the WHERE clause reads that index
-            // anyway; an equality on another index is cheaper still.
-            let use_ordered = match (&ordered, &by_qual) {
-                (None, _) => false,
-                (Some(o), Some(q)) if q.index.oid != o.index.oid => {
-                    query.limit_count.is_some() && !q.equality
-                }
-                (Some(_), Some(_)) => true,
-                (Some(_), None) => query.limit_count.is_some(),
+        Some(from) => {
+            let mut quals = match filter {
+                Some(Expr::And(args)) => args,
+                Some(f) => vec![f],
+                None => Vec::new(),
             };
-            if use_ordered {
-                sorted_by_index = true;
-                let path = ordered.expect("checked above");
-                Plan::IndexScan { rel, path, filter }
-            } else {
-                match by_qual {
-                    Some(path) => Plan::IndexScan { rel, path, filter },
-                    None => Plan::SeqScan { rel, filter },
+            // Over one table, ORDER BY may come from an index.
+            let order = match &from.source {
+                FromSource::Table(_) => order_keys(&query.sort, grouped).map(|keys| OrderWanted {
+                    keys,
+                    limited: query.limit_count.is_some(),
+                    by_index: &mut sorted_by_index,
+                }),
+                _ => None,
+            };
+            let mut plan = plan_from(&mut folder, from, 0, false, &mut quals, order)?;
+            // What no single item could take: a filter over the joined row.
+            if !quals.is_empty() {
+                let rest = if quals.len() == 1 {
+                    quals.pop().expect("one qual")
+                } else {
+                    Expr::And(quals)
+                };
+                match &mut plan {
+                    Plan::NestLoop { filter, .. } => *filter = Some(rest),
+                    _ => return Err(pgerror::PgError::internal("a qual is left over")),
                 }
             }
+            plan
         }
-        Some(FromSource::Series { args, ty, .. }) => Plan::FunctionScan {
-            args: args
-                .into_iter()
-                .map(|a| folder.fold(a))
-                .collect::<PgResult<Vec<_>>>()?,
-            ty,
-            filter,
-        },
     };
     let mut plan = if single_row {
         input
@@ -226,7 +245,11 @@ pub fn plan_query(query: Query, env: &mut ExecEnv) -> PgResult<PlannedStmt> {
             Plan::Agg {
                 input: Box::new(input),
                 aggs,
-                group_by: query.group_by,
+                group_by: query
+                    .group_by
+                    .into_iter()
+                    .map(|e| folder.fold(e))
+                    .collect::<PgResult<Vec<_>>>()?,
                 having,
             }
         } else {
@@ -291,6 +314,142 @@ fn order_keys(
         .collect()
 }
 
+/// ORDER BY that an index scan of the one table in FROM may provide.
+struct OrderWanted<'a> {
+    keys: Vec<super::index_path::OrderKey>,
+    /// A LIMIT may stop the scan early.
+    limited: bool,
+    /// Set when the plan reads the index in that order (no Sort needed).
+    by_index: &'a mut bool,
+}
+
+/// The plan of a FROM item whose columns start at `offset` in the query's
+/// row. The WHERE conjuncts in `quals` that read only this item's columns
+/// are taken off the list and tested by its scan (with columns counted
+/// from the item's start), unless the item is on the nullable side of a
+/// LEFT JOIN (`nullable`), where they must see the NULL-extended rows.
+fn plan_from(
+    folder: &mut Folder<'_, '_>,
+    from: RangeTable,
+    offset: usize,
+    nullable: bool,
+    quals: &mut Vec<Expr>,
+    order: Option<OrderWanted<'_>>,
+) -> PgResult<Plan> {
+    let width = from.width();
+    let take_quals = |quals: &mut Vec<Expr>| -> Option<Expr> {
+        if nullable {
+            return None;
+        }
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while i < quals.len() {
+            let mut vars = Vec::new();
+            quals[i].vars(&mut vars);
+            if vars.iter().all(|v| (offset..offset + width).contains(v)) {
+                let mut q = quals.remove(i);
+                q.shift_vars(offset);
+                mine.push(q);
+            } else {
+                i += 1;
+            }
+        }
+        match mine.len() {
+            0 => None,
+            1 => mine.pop(),
+            _ => Some(Expr::And(mine)),
+        }
+    };
+    Ok(match from.source {
+        FromSource::Table(rel) => {
+            let filter = take_quals(quals);
+            let by_qual = filter
+                .as_ref()
+                .and_then(|f| super::index_path::choose_index(&rel, f));
+            let ordered = order.as_ref().and_then(|o| {
+                super::index_path::choose_ordered_index(&rel, filter.as_ref(), &o.keys)
+            });
+            let limited = order.as_ref().is_some_and(|o| o.limited);
+            // An index in ORDER BY's order replaces the Sort when a LIMIT
+            // may stop it early, or when the WHERE clause reads that index
+            // anyway; an equality on another index is cheaper still.
+            let use_ordered = match (&ordered, &by_qual) {
+                (None, _) => false,
+                (Some(o), Some(q)) if q.index.oid != o.index.oid => limited && !q.equality,
+                (Some(_), Some(_)) => true,
+                (Some(_), None) => limited,
+            };
+            match (use_ordered, ordered, by_qual, order) {
+                (true, Some(path), _, Some(o)) => {
+                    *o.by_index = true;
+                    Plan::IndexScan { rel, path, filter }
+                }
+                (_, _, Some(path), _) => Plan::IndexScan { rel, path, filter },
+                _ => Plan::SeqScan { rel, filter },
+            }
+        }
+        FromSource::Series { args, ty, .. } => Plan::FunctionScan {
+            args: args
+                .into_iter()
+                .map(|a| folder.fold(a))
+                .collect::<PgResult<Vec<_>>>()?,
+            ty,
+            filter: take_quals(quals),
+        },
+        FromSource::Subquery { query, .. } => {
+            let planned = plan_query(*query, folder.env)?;
+            Plan::SubqueryScan {
+                input: Box::new(planned.plan),
+                filter: take_quals(quals),
+            }
+        }
+        FromSource::Join(j) => {
+            let Join {
+                kind,
+                left,
+                right,
+                on,
+            } = *j;
+            let left_width = left.width();
+            let right_width = right.width();
+            let lateral = right.has_lateral();
+            let left = plan_from(folder, left, offset, nullable, quals, None)?;
+            let right = plan_from(
+                folder,
+                right,
+                offset + left_width,
+                nullable || kind == JoinKind::Left,
+                quals,
+                None,
+            )?;
+            let on = match on {
+                Some(e) => {
+                    let mut e = folder.fold(e)?;
+                    e.shift_vars(offset);
+                    match e {
+                        Expr::Const {
+                            value: Datum::Bool(true),
+                            ..
+                        } => None,
+                        e => Some(e),
+                    }
+                }
+                None => None,
+            };
+            Plan::NestLoop {
+                left: Box::new(left),
+                right: Box::new(right),
+                kind,
+                on,
+                filter: None,
+                right_width,
+                offset,
+                lateral,
+            }
+        }
+    })
+}
+
 /// Folds one expression (INSERT values, UPDATE assignments, RETURNING).
 pub fn fold_expr(e: Expr, env: &mut ExecEnv) -> PgResult<Expr> {
     Folder {
@@ -328,9 +487,11 @@ impl Folder<'_, '_> {
         match e {
             // A parameter is not a constant: a plan is kept and run with
             // other values (a generic plan, in PostgreSQL's terms).
-            Expr::Const { .. } | Expr::Var { .. } | Expr::Aggref { .. } | Expr::Param { .. } => {
-                Ok(e)
-            }
+            Expr::Const { .. }
+            | Expr::Var { .. }
+            | Expr::OuterVar { .. }
+            | Expr::Aggref { .. }
+            | Expr::Param { .. } => Ok(e),
             Expr::CaseTest { ty } => Ok(match self.case_values.last() {
                 Some(Some(v)) => constant(v.clone(), ty, -1),
                 _ => e,

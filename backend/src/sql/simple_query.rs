@@ -101,7 +101,7 @@ pub fn run_select_stmt(
     use super::execute::run_select;
     use super::plan::plan_query;
     let io = env.io.clone();
-    let analyzed = analyze_select(&ParseState::new(query, &io), select, None)?;
+    let analyzed = analyze_select(&ParseState::new(query, &io), select, &Default::default())?;
     let planned = plan_query(analyzed, env)?;
     let rows = run_select(&planned, env, None, dest)?;
     Ok(format!("SELECT {rows}"))

@@ -157,13 +157,13 @@ pub fn analyze(
     let planned = match node {
         N::SelectStmt(select) => {
             let from = tables::resolve_from(session, query, select)?;
-            return Ok(Analyzed::Select(analyze_select(&ps, select, from)?));
+            return Ok(Analyzed::Select(analyze_select(&ps, select, &from)?));
         }
         N::InsertStmt(s) => {
             let rel = target_relation(session, query, s.relation.as_ref())?;
             let select_from = match s.select_stmt.as_deref().and_then(|n| n.node.as_ref()) {
                 Some(N::SelectStmt(sel)) => tables::resolve_from(session, query, sel)?,
-                _ => None,
+                _ => Default::default(),
             };
             Planned::Insert(modify::analyze_insert(&ps, s, rel, select_from)?)
         }
@@ -218,14 +218,26 @@ fn query_exprs(q: &super::expr::Query) -> Vec<&Expr> {
     v.extend(q.sort.iter().map(|k| &k.expr));
     v.extend(q.limit_count.iter().chain(q.limit_offset.iter()));
     v.extend(q.aggs.iter().filter_map(|a| a.arg.as_ref()));
-    if let Some(super::expr::RangeTable {
-        source: super::expr::FromSource::Series { args, .. },
-        ..
-    }) = &q.from
-    {
-        v.extend(args.iter());
+    if let Some(from) = &q.from {
+        from_exprs(from, &mut v);
     }
     v
+}
+
+/// The expressions of a FROM clause: function arguments, ON conditions,
+/// subqueries'.
+fn from_exprs<'a>(from: &'a super::expr::RangeTable, v: &mut Vec<&'a Expr>) {
+    use super::expr::FromSource;
+    match &from.source {
+        FromSource::Table(_) => {}
+        FromSource::Series { args, .. } => v.extend(args.iter()),
+        FromSource::Subquery { query, .. } => v.extend(query_exprs(query)),
+        FromSource::Join(j) => {
+            from_exprs(&j.left, v);
+            from_exprs(&j.right, v);
+            v.extend(j.on.iter());
+        }
+    }
 }
 
 impl Analyzed {
@@ -233,12 +245,17 @@ impl Analyzed {
     pub fn relation_locks(&self) -> Vec<(storage::types::Oid, storage::lmgr::LockMode)> {
         use storage::lmgr::LockMode;
         fn read(q: &Query, out: &mut Vec<(storage::types::Oid, LockMode)>) {
-            if let Some(super::expr::RangeTable {
-                source: super::expr::FromSource::Table(rel),
-                ..
-            }) = &q.from
-            {
-                out.push((rel.oid, LockMode::AccessShare));
+            use super::expr::FromSource;
+            for leaf in q.from.iter().flat_map(|f| f.leaves()) {
+                match &leaf.source {
+                    FromSource::Table(rel) => {
+                        if !out.contains(&(rel.oid, LockMode::AccessShare)) {
+                            out.push((rel.oid, LockMode::AccessShare));
+                        }
+                    }
+                    FromSource::Subquery { query, .. } => read(query, out),
+                    _ => {}
+                }
             }
         }
         let mut out = Vec::new();

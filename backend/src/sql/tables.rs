@@ -58,9 +58,9 @@ use storage::transam::inval::{InvalAction, InvalMessage};
 use storage::transam::{IsolationLevel, OidAssignMode, Snapshot};
 use storage::types::{ForkNumber, Oid, RelFileLocator, Xid};
 
+use super::analyze::FromRelations;
 use super::analyze::ParseState;
 use super::analyze_expr::typename_type;
-use super::expr::RangeTable;
 use super::io::IoContext;
 use super::parser::{char_position, inner, string_value};
 use super::types::TypeOid;
@@ -554,37 +554,60 @@ pub fn resolve_relation(
     }
 }
 
-/// The FROM clause of a SELECT, when it is one table (the analyzer reports
-/// every other shape).
+/// Opens (and locks) every table the FROM clause of a SELECT names, in
+/// its joins and subqueries too, in the order they are written; the
+/// analyzer reports everything else about them.
 pub fn resolve_from(
     session: &mut Session,
     query: &str,
     select: &pb::SelectStmt,
-) -> PgResult<Option<RangeTable>> {
+) -> PgResult<FromRelations> {
+    let mut rels = FromRelations::default();
     if session.engine.is_none() {
-        return Ok(None);
+        return Ok(rels);
     }
-    match select.from_clause.as_slice() {
-        [item] => match inner(item) {
-            Some(N::RangeVar(rv)) => {
-                let rel = open_relation(session, query, rv, LockMode::AccessShare)?;
-                let name = rv
-                    .alias
-                    .as_ref()
-                    .map(|a| a.aliasname.clone())
-                    .unwrap_or_else(|| rv.relname.clone());
-                Ok(Some(RangeTable {
-                    source: super::expr::FromSource::Table(rel),
-                    name,
-                }))
+    for item in &select.from_clause {
+        resolve_from_item(session, query, item, &mut rels)?;
+    }
+    Ok(rels)
+}
+
+fn resolve_from_item(
+    session: &mut Session,
+    query: &str,
+    item: &pb::Node,
+    rels: &mut FromRelations,
+) -> PgResult<()> {
+    match inner(item) {
+        Some(N::RangeVar(rv)) => {
+            if rels.get(rv).is_none() {
+                // A schema that does not exist has no such relation either.
+                let rel =
+                    open_relation(session, query, rv, LockMode::AccessShare).map_err(|e| {
+                        if e.code == SqlState(*b"3F000") {
+                            no_such_relation(query, rv)
+                        } else {
+                            e
+                        }
+                    })?;
+                rels.insert(&rv.schemaname, &rv.relname, rel);
             }
-            _ => Ok(None),
-        },
-        [] => Ok(None),
-        _ => Err(PgError::unsupported(
-            "more than one table in FROM is not supported yet",
-        )),
+        }
+        Some(N::JoinExpr(j)) => {
+            for side in [j.larg.as_deref(), j.rarg.as_deref()].into_iter().flatten() {
+                resolve_from_item(session, query, side, rels)?;
+            }
+        }
+        Some(N::RangeSubselect(rs)) => {
+            if let Some(N::SelectStmt(s)) = rs.subquery.as_deref().and_then(inner) {
+                for item in &s.from_clause {
+                    resolve_from_item(session, query, item, rels)?;
+                }
+            }
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 /// The types a table column may have in this version.

@@ -25,6 +25,7 @@ pub struct TypeOid(pub u32);
 
 impl TypeOid {
     pub const BOOL: TypeOid = TypeOid(16);
+    pub const CHAR: TypeOid = TypeOid(18);
     pub const NAME: TypeOid = TypeOid(19);
     pub const INT8: TypeOid = TypeOid(20);
     pub const INT2: TypeOid = TypeOid(21);
@@ -46,6 +47,8 @@ impl TypeOid {
     pub const ANYELEMENT: TypeOid = TypeOid(2283);
     pub const VOID: TypeOid = TypeOid(2278);
     pub const ANYNONARRAY: TypeOid = TypeOid(2776);
+    pub const NAME_ARRAY: TypeOid = TypeOid(1003);
+    pub const TEXT_ARRAY: TypeOid = TypeOid(1009);
 }
 
 /// pg_type.typcategory.
@@ -58,6 +61,10 @@ pub enum TypeCategory {
     String,
     Timespan,
     Unknown,
+    /// `"char"` (typcategory `Z`).
+    Internal,
+    /// Arrays (`A`).
+    Array,
 }
 
 /// One row of the built-in type table.
@@ -108,6 +115,9 @@ types! {
     ANYELEMENT  "anyelement"  "anyelement"                  4  Pseudo   false false;
     VOID        "void"        "void"                        4  Pseudo   false true;
     ANYNONARRAY "anynonarray" "anynonarray"                 4  Pseudo   false false;
+    CHAR        "char"        "\"char\""                     1  Internal false true;
+    NAME_ARRAY  "_name"       "name[]"                      -1 Array    false true;
+    TEXT_ARRAY  "_text"       "text[]"                      -1 Array    false true;
 }
 
 /// The table entry for a type OID. Every OID the analyzer produces is in the
@@ -135,6 +145,15 @@ pub fn category(oid: TypeOid) -> TypeCategory {
 
 pub fn is_preferred(oid: TypeOid) -> bool {
     type_info(oid).preferred
+}
+
+/// The element type of an array type.
+pub fn array_element(oid: TypeOid) -> Option<TypeOid> {
+    match oid {
+        TypeOid::NAME_ARRAY => Some(TypeOid::NAME),
+        TypeOid::TEXT_ARRAY => Some(TypeOid::TEXT),
+        _ => None,
+    }
 }
 
 /// Polymorphic pseudo-types accept (almost) any argument type.

@@ -3,7 +3,9 @@
 //!
 //! For each database: `pg_type` (the built-in types), `pg_namespace`
 //! (pg_catalog, pg_toast, public), `pg_class` (the catalogs) and
-//! `pg_attribute` (their columns), in `base/<db>/`; once for the cluster:
+//! `pg_attribute` (their columns), and the empty ones (`pg_attrdef`,
+//! `pg_index`, `pg_constraint`, `pg_inherits`, `pg_partitioned_table`), in
+//! `base/<db>/`; once for the cluster:
 //! `pg_authid` (the bootstrap superuser) and `pg_database`, in `global/`.
 //!
 //! Rows are frozen-at-birth (rule K1 in `mod.rs`): xmin is the bootstrap
@@ -89,6 +91,8 @@ pub fn bootstrap_catalogs(
         write_catalog(&mut smgr, &PG_ATTRDEF, d.oid, Vec::new())?;
         write_catalog(&mut smgr, &PG_INDEX, d.oid, Vec::new())?;
         write_catalog(&mut smgr, &PG_CONSTRAINT, d.oid, Vec::new())?;
+        write_catalog(&mut smgr, &PG_INHERITS, d.oid, Vec::new())?;
+        write_catalog(&mut smgr, &PG_PARTITIONED_TABLE, d.oid, Vec::new())?;
     }
     Ok(())
 }

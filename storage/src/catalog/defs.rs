@@ -17,6 +17,8 @@ pub const PG_NAMESPACE_OID: Oid = Oid(2615);
 pub const PG_ATTRDEF_OID: Oid = Oid(2604);
 pub const PG_INDEX_OID: Oid = Oid(2610);
 pub const PG_CONSTRAINT_OID: Oid = Oid(2606);
+pub const PG_INHERITS_OID: Oid = Oid(2611);
+pub const PG_PARTITIONED_TABLE_OID: Oid = Oid(3350);
 /// `pg_am`'s btree access method.
 pub const BTREE_AM_OID: Oid = Oid(403);
 
@@ -221,8 +223,42 @@ pub static PG_CONSTRAINT: CatalogTable = CatalogTable {
     ],
 };
 
+/// Table inheritance and partitions: always empty (neither exists yet),
+/// with PostgreSQL's columns, so that queries joining it (pgbench's) run.
+pub static PG_INHERITS: CatalogTable = CatalogTable {
+    oid: PG_INHERITS_OID,
+    name: "pg_inherits",
+    shared: false,
+    columns: &[
+        col("inhrelid", OIDOID),
+        col("inhparent", OIDOID),
+        col("inhseqno", INT4OID),
+        col("inhdetachpending", BOOLOID),
+    ],
+};
+
+/// Partitioned tables' partition keys: always empty (there is no
+/// partitioning yet). `partattrs`, `partclass` and `partcollation` are
+/// int2vector/oidvector and `partexprs` pg_node_tree in PostgreSQL; here
+/// they are text, as `pg_index.indkey` is.
+pub static PG_PARTITIONED_TABLE: CatalogTable = CatalogTable {
+    oid: PG_PARTITIONED_TABLE_OID,
+    name: "pg_partitioned_table",
+    shared: false,
+    columns: &[
+        col("partrelid", OIDOID),
+        col("partstrat", CHAROID),
+        col("partnatts", INT2OID),
+        col("partdefid", OIDOID),
+        col("partattrs", TEXTOID),
+        col("partclass", TEXTOID),
+        col("partcollation", TEXTOID),
+        col("partexprs", TEXTOID),
+    ],
+};
+
 /// Every catalog, in the order `initdb` lists them in `pg_class`.
-pub static CATALOGS: [&CatalogTable; 9] = [
+pub static CATALOGS: [&CatalogTable; 11] = [
     &PG_TYPE,
     &PG_ATTRIBUTE,
     &PG_CLASS,
@@ -232,6 +268,8 @@ pub static CATALOGS: [&CatalogTable; 9] = [
     &PG_ATTRDEF,
     &PG_INDEX,
     &PG_CONSTRAINT,
+    &PG_INHERITS,
+    &PG_PARTITIONED_TABLE,
 ];
 
 impl CatalogTable {
