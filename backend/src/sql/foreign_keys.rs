@@ -17,11 +17,21 @@
 //!    foreign keys) unless the referencing tables are dropped too; TRUNCATE
 //!    likewise needs them truncated in the same command.
 //!
-//! # Known gap
-//!
-//! The checks do not lock the rows they rely on (PostgreSQL's `FOR KEY
-//! SHARE`): a referenced row deleted by a concurrent transaction that
-//! commits after our check can leave an orphan.
+//! 5. (F5) **The key guard.** Without row locks (PostgreSQL's `FOR KEY
+//!    SHARE`), checks F2 and F3 serialize on one heavyweight lock per
+//!    referenced table, taken at the first check of a statement and held to
+//!    the end of the transaction: a referencing insert or key change takes
+//!    it in Share mode, a delete or key change on the referenced table in
+//!    RowExclusive mode (inserters share it, deleters share it, the two
+//!    sides exclude each other). Each side then checks with a snapshot taken
+//!    after the lock was granted, so it sees everything the other side
+//!    committed: a referenced row deleted by a concurrent transaction, or a
+//!    referencing row inserted by one, is never missed. The price is that a
+//!    delete from the referenced table waits for open transactions that
+//!    inserted referencing rows, and the other way round, where PostgreSQL
+//!    only makes them wait on the same key. The check may therefore see rows
+//!    the statement's snapshot does not; under repeatable read that turns a
+//!    would-be serialization failure into 23503.
 
 use std::sync::Arc;
 
@@ -32,8 +42,9 @@ use storage::catalog::{self, ForeignKey, RelationInfo};
 use storage::heap::datum::Datum as Stored;
 use storage::heap::heapam::heap_fetch;
 use storage::heap::{CurrentXact, HeapRelation};
-use storage::lmgr::LockMode;
+use storage::lmgr::{LockMode, LockTag, LockWait};
 use storage::transam::inval::InvalMessage;
+use storage::transam::Snapshot;
 use storage::types::{BlockNumber, ForkNumber, Oid};
 
 use super::execute::ScanCtx;
@@ -102,6 +113,31 @@ pub struct FkCheck {
     ref_rel: Arc<RelationInfo>,
     ref_heap: HeapRelation,
     ref_index: storage::btree::BtreeIndex,
+    /// The snapshot taken once the key guard was granted (F5).
+    guarded: std::cell::OnceCell<Snapshot>,
+}
+
+/// `pg_class`'s OID, the class of the key guard's lock tag.
+const RELATION_RELATION_ID: Oid = Oid(1259);
+/// The key guard's `sub_id`: no column has this number.
+const KEY_GUARD_SUB_ID: u32 = u32::MAX;
+
+/// Take the key guard of `ref_table` in `mode` (F5), then a snapshot that
+/// sees whatever the other side committed before the grant.
+fn guard_snapshot(scan: &mut ScanCtx<'_>, ref_table: Oid, mode: LockMode) -> PgResult<Snapshot> {
+    let engine = &mut *scan.engine;
+    engine.locks.lock_acquire(
+        LockTag::Object {
+            db: engine.db,
+            class_id: RELATION_RELATION_ID,
+            obj_id: ref_table,
+            sub_id: KEY_GUARD_SUB_ID,
+        },
+        mode,
+        LockWait::Block,
+        crate::interrupts::check_for_interrupts,
+    )?;
+    Ok(engine.transam.take_snapshot(engine.proc))
 }
 
 /// The checks for the foreign keys of `rel` (its rows reference others).
@@ -130,6 +166,7 @@ pub fn checks_for(scan: &mut ScanCtx<'_>, rel: &RelationInfo) -> PgResult<Vec<Fk
             ref_heap: HeapRelation::new(ref_rel.locator(db), ref_rel.tuple_desc()?),
             ref_rel: Arc::new(ref_rel),
             ref_index,
+            guarded: std::cell::OnceCell::new(),
         });
     }
     Ok(out)
@@ -162,6 +199,11 @@ pub fn check_row(
                 continue;
             }
         }
+        if c.guarded.get().is_none() {
+            let snap = guard_snapshot(scan, c.fk.ref_table, LockMode::Share)?;
+            let _ = c.guarded.set(snap);
+        }
+        let snapshot = c.guarded.get().expect("set above");
         let tids = bt_search(&mut scan.engine.heap_ctx(), &c.ref_index, &key)?;
         let mut found = false;
         for tid in tids {
@@ -169,7 +211,7 @@ pub fn check_row(
                 &mut scan.engine.heap_ctx(),
                 &c.ref_heap,
                 tid,
-                scan.snapshot,
+                snapshot,
                 &scan.xact,
             )?
             .is_some()
@@ -197,6 +239,8 @@ pub struct ReferrerCheck {
     ref_columns: Vec<String>,
     referencing_name: String,
     referencing: HeapRelation,
+    /// The snapshot taken once the key guard was granted (F5).
+    guarded: std::cell::OnceCell<Snapshot>,
 }
 
 /// The checks for the foreign keys that reference `rel` (rule F3).
@@ -219,6 +263,7 @@ pub fn referrer_checks(scan: &mut ScanCtx<'_>, rel: &RelationInfo) -> PgResult<V
             ref_columns: column_names(rel, &fk.ref_columns),
             referencing_name: t.name.clone(),
             referencing: HeapRelation::new(t.locator(db), t.tuple_desc()?),
+            guarded: std::cell::OnceCell::new(),
         });
     }
     Ok(out)
@@ -247,6 +292,11 @@ pub fn check_still_referenced(
         if new.is_some_and(|n| pick(n) == key) {
             continue;
         }
+        if c.guarded.get().is_none() {
+            let snap = guard_snapshot(scan, c.fk.ref_table, LockMode::RowExclusive)?;
+            let _ = c.guarded.set(snap);
+        }
+        let snapshot = c.guarded.get().expect("set above");
         let nblocks = scan
             .engine
             .heap_ctx()
@@ -257,7 +307,7 @@ pub fn check_still_referenced(
                 &mut scan.engine.heap_ctx(),
                 &c.referencing,
                 BlockNumber(b),
-                scan.snapshot,
+                snapshot,
                 scan.xact,
             )?;
             for (_, bytes) in tuples {
