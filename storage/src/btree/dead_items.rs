@@ -28,12 +28,16 @@
 //!    tuple that is itself surely dead. Either way the mark is right. The
 //!    lock order is leaf, then heap buffer, as in the unique check
 //!    (insert I3).
-//! 3. (K3) **Marks are hints.** Setting LP_DEAD is not WAL-logged (as in
-//!    PostgreSQL without checksums): the page is marked dirty without a
-//!    new LSN. After a crash a mark may be missing, never wrong (K1 holds
-//!    for the durable state). Removing marked items changes the page's
-//!    contents and is logged like VACUUM's deletion (XLOG_BTREE_VACUUM,
-//!    replayed by the same redo).
+//! 3. (K3) **Marks are hints.** Setting LP_DEAD is not WAL-logged as a
+//!    change: after a crash a mark may be missing, never wrong (K1 holds for
+//!    the durable state). But pages carry checksums, so a hint-only write
+//!    torn by a power loss must be repairable: when the mark is the page's
+//!    first change since the checkpoint's redo pointer, a VACUUM record
+//!    with no offsets is logged for its full-page image (PostgreSQL's
+//!    `XLogSaveBufferForHint`); later marks in the same cycle need nothing,
+//!    since the image already in the WAL repairs the page. Removing marked
+//!    items changes the page's contents and is logged like VACUUM's
+//!    deletion (XLOG_BTREE_VACUUM, replayed by the same redo).
 
 use pgerror::PgError;
 
@@ -107,6 +111,24 @@ pub fn bt_kill_items(
     if marked > 0 {
         set_page_flag(&mut page, BTP_HAS_GARBAGE, true)?;
         page.mark_dirty();
+        if Page::new(&*page).lsn() <= ctx.wal.redo_ptr() {
+            // The first change since the checkpoint began: log the page's
+            // image, so that a torn write of it can be repaired (K3).
+            let at = critical(log_btree_change(
+                ctx.wal,
+                index.locator,
+                XLOG_BTREE_VACUUM,
+                &[LogBlock {
+                    id: 0,
+                    blkno: blk,
+                    page: &page,
+                    will_init: false,
+                    data: &[],
+                }],
+                &0u16.to_le_bytes(),
+            ))?;
+            Page::new(&mut *page).set_lsn(at.end);
+        }
     }
     Ok(marked)
 }

@@ -126,3 +126,69 @@ fn a_full_leaf_drops_marked_entries_instead_of_splitting() {
         assert_eq!(numbers(ctx, &idx), (290..600).collect::<Vec<_>>());
     });
 }
+
+#[test]
+fn a_mark_after_a_checkpoint_logs_the_page_image_and_replays() {
+    let cluster = cluster(64, 1);
+    let mut b = cluster.backend(0);
+    let idx = int4_index();
+    b.with_ctx(|ctx| {
+        bt_create_empty(ctx, &idx).unwrap();
+        for i in 0..300 {
+            insert(ctx, &idx, &int4(i as i32), tid(i));
+        }
+        // Marks before any checkpoint: hints only, nothing logged.
+        assert_eq!(kill_where(ctx, &idx, |i| i < 10, |_| true), 10);
+    });
+    let before = index_records(cluster.read_wal()).len();
+    b.wal.advance_redo_ptr();
+    b.with_ctx(|ctx| {
+        assert_eq!(
+            kill_where(ctx, &idx, |i| (10..20).contains(&i), |_| true),
+            10
+        );
+        // A second mark in the same cycle logs nothing more.
+        assert_eq!(
+            kill_where(ctx, &idx, |i| (20..30).contains(&i), |_| true),
+            10
+        );
+        // Then the marked entries are removed by an insert into a full leaf.
+        for i in 300..500 {
+            insert(ctx, &idx, &int4(i as i32), tid(i));
+        }
+    });
+    let records = index_records(cluster.read_wal());
+    let hints: Vec<_> = records[before..]
+        .iter()
+        .filter(|r| r.record.info() == super::xlog::XLOG_BTREE_VACUUM)
+        .collect();
+    let offsetless = hints
+        .iter()
+        .filter(|r| r.record.main_data() == 0u16.to_le_bytes())
+        .count();
+    assert_eq!(
+        offsetless, 1,
+        "only the first mark after the checkpoint is logged"
+    );
+    assert!(
+        hints[0].record.blocks().any(|blk| blk.has_image()),
+        "with the page's image"
+    );
+    // Replaying the whole WAL gives the same pages and the same scan.
+    let original = index_pages(&b.buffers, &mut b.smgr, &b.wal);
+    let target = replay_target(64);
+    let mut buffers = crate::buffer::BufferManager::new(target.pool());
+    let mut smgr = target.smgr();
+    replay(&records, &mut buffers, &mut smgr);
+    let replayed = index_pages(
+        &buffers,
+        &mut smgr,
+        &crate::heap::test_support::no_wal_flush,
+    );
+    assert_eq!(original.len(), replayed.len());
+    with_other_pool(&b, &buffers, &mut smgr, |ctx| {
+        let got = numbers(ctx, &idx);
+        assert!(got.iter().all(|&i| i >= 10), "no marked entry comes back");
+        assert_eq!(got.len(), 500 - 30);
+    });
+}

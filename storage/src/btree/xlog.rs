@@ -538,7 +538,8 @@ impl Redo<'_, '_> {
         }
         let n = u16::from_le_bytes([m[0], m[1]]);
         let has_image = self.record.block(0).is_some_and(|b| b.has_image());
-        let offsets = if has_image {
+        // No offsets: the hint record of dead_items K3, there for its image.
+        let offsets = if has_image || n == 0 {
             Vec::new()
         } else {
             decode_offsets(self.data(0)?, n)?
