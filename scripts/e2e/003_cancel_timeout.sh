@@ -53,7 +53,7 @@ like "$tpid" '^[0-9]+$' "the interactive session reports its backend pid"
 tty_send t 'select pg_sleep(60);'
 check "its backend shows a running statement" wait_busy "$tpid"
 t0=$(now_ms)
-kill -INT "${TTY_PSQL[t]}"
+tty_ctrl_c t
 if tty_wait t '^ERROR:  canceling statement due to user request$' 30; then
     ok "Ctrl-C (SIGINT) cancels it: ERROR:  canceling statement due to user request ($(( $(now_ms) - t0 )) ms)"
 else

@@ -717,6 +717,7 @@ startup_error_fields() {
 # tty_send NAME TEXT             type TEXT and Enter
 # tty_out NAME                   its output so far, without the \r
 # tty_wait NAME ERE [TIMEOUT]    wait for a line matching ERE in the output
+# tty_ctrl_c NAME                SIGINT to psql (Ctrl-C), again if no cancel went out
 # tty_close NAME [TIMEOUT]       \q, then wait for it to exit
 # ---------------------------------------------------------------------------
 
@@ -746,6 +747,22 @@ tty_send() {
 tty_out() { tr -d '\r' <"$TMP/tty.$1.out"; }
 
 tty_wait() { wait_for "tty_out $1 | grep -Eq -- $(printf '%q' "$2")" "${3:-$E2E_TIMEOUT}"; }
+
+# tty_ctrl_c NAME: SIGINT to its psql, as a user pressing Ctrl-C while a
+# statement runs. psql answers with a CancelRequest and prints `Cancel request
+# sent`. Once in CI that line never came (psql had not sent anything, the
+# statement ran to its end); a user would press Ctrl-C again, and so does this,
+# once, after 5 s, saying so. A cancel that psql sent but the server ignored
+# still fails the caller's check: the retry only covers psql's side.
+tty_ctrl_c() {
+    local name=$1 pid=${TTY_PSQL[$1]} before
+    before=$(tty_out "$name" | grep -c '^Cancel request sent$')
+    kill -INT "$pid"
+    if ! wait_for "[ \$(tty_out $name | grep -c '^Cancel request sent\$') -gt $before ]" 5; then
+        diag "psql ($pid, state $(ps -o stat=,wchan= -p "$pid" 2>/dev/null)) did not report a cancel request within 5 s of SIGINT; Ctrl-C again"
+        kill -INT "$pid"
+    fi
+}
 
 tty_close() {
     local name=$1 fd=${TTY_FD[$1]:-}
