@@ -10,6 +10,9 @@
 #   3. Inserting referencing rows from two sessions at once does not wait.
 #   4. lock_timeout ends a wait for a row and a wait for a table lock with
 #      55P03 `canceling statement due to lock timeout`.
+#   5. A key change that waited for a concurrent key change of the same row
+#      checks the key it really replaces (the newer version's), not the one
+#      its snapshot saw.
 source "$(dirname "$0")/lib.sh"
 
 start_server || bail "the server starts"
@@ -66,6 +69,20 @@ out=$(psql_q "set lock_timeout = '300ms'" -c "truncate par, chi" 2>&1)
 like "$out" 'canceling statement due to lock timeout' "a table lock wait ends after lock_timeout"
 bg_query a "commit;" || bail "session a commits"
 is "$(psql_q 'select count(*) from par')" "3" "the timed-out statements changed nothing"
+
+# --- 5. a key change after following an update chain ------------------------------
+psql_q "create table par2 (id int4 primary key, tag text)" \
+    -c "create table chi2 (id int4, pid int4 references par2)" \
+    -c "insert into par2 values (6, 'x')" >/dev/null || bail "create par2 and chi2"
+bg_query a "begin; update par2 set id = 7 where tag = 'x'; insert into chi2 values (70, 7);" \
+    || bail "session a changes the key 6 to 7 and references 7"
+bg_start e -v VERBOSITY=verbose
+bg_send e "update par2 set id = 8 where tag = 'x';"
+check "a second key change of the row waits for the first" waiting e
+bg_query a "commit;" || bail "session a commits"
+check "it then fails with 23503: the version it replaces has the key 7, now referenced" \
+    bg_wait_err e '23503: update or delete on table "par2" violates foreign key constraint "chi2_pid_fkey" on table "chi2"'
+is "$(psql_q 'select count(*) from chi2 join par2 on par2.id = chi2.pid')" "1" "chi2's row still has its parent"
 
 bg_close a; bg_close d
 stop_server fast

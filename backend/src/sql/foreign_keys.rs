@@ -12,7 +12,10 @@
 //!    that the statement's snapshot (or the transaction's own changes) sees,
 //!    found through the unique index.
 //! 3. (F3) Deleting a referenced row, or changing its key, fails while a
-//!    referencing row with the old key is visible.
+//!    referencing row with the old key is visible. The old key is the one of
+//!    the version actually replaced: when the UPDATE or DELETE waited for a
+//!    concurrent change of the row and went on with its newer version, that
+//!    version's key (modify.rs keeps it through the recheck).
 //! 4. (F4) DROP TABLE of a referenced table needs CASCADE (which drops the
 //!    foreign keys) unless the referencing tables are dropped too; TRUNCATE
 //!    likewise needs them truncated in the same command.

@@ -797,10 +797,14 @@ pub fn run_update(
     for unit in scan_units(scan, env, rel, &heap, nblocks, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, old) in unit_rows(scan, &heap, unit)? {
-            let old_stored = if fk_checks.is_empty() && referrers.is_empty() {
-                None
-            } else {
+            // The stored form of the version actually replaced: the keys the
+            // foreign-key checks compare. When update_row follows a
+            // concurrent update, the recheck moves it to the newer version.
+            let keys_needed = !(fk_checks.is_empty() && referrers.is_empty());
+            let mut old_stored = if keys_needed {
                 Some(stored_row(rel, &old)?)
+            } else {
+                None
             };
             let Some(new) = new_row(env, old)? else {
                 continue;
@@ -809,13 +813,20 @@ pub fn run_update(
             let mut final_row = Some(new);
             let outcome = {
                 let final_row = &mut final_row;
+                let old_stored = &mut old_stored;
                 let env = &mut *env;
                 let mut recheck = |newer: &[u8]| -> PgResult<Option<Vec<u8>>> {
                     let old = deform(&heap, newer)?;
+                    let newer_stored = if keys_needed {
+                        Some(stored_row(rel, &old)?)
+                    } else {
+                        None
+                    };
                     match new_row(env, old)? {
                         Some(row) => {
                             let t = form_row(env, rel, &heap, &row)?;
                             *final_row = Some(row);
+                            *old_stored = newer_stored;
                             Ok(Some(t))
                         }
                         None => Ok(None),
