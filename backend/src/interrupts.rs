@@ -31,7 +31,14 @@ struct InterruptState {
     epoch: Instant,
     /// Statement deadline in nanoseconds since `epoch`; 0 = none.
     deadline_ns: AtomicU64,
+    /// When [`check_for_interrupts`] next asks whether the postmaster is
+    /// alive, in nanoseconds since `epoch`: `getppid` is a system call, and
+    /// a statement checks once per row.
+    next_ppid_check_ns: AtomicU64,
 }
+
+/// How often a running statement looks for the postmaster's death.
+const PPID_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 static STATE: OnceLock<InterruptState> = OnceLock::new();
 
@@ -42,6 +49,7 @@ pub fn install(signals: Signals, postmaster_pid: i32) {
         postmaster_pid,
         epoch: Instant::now(),
         deadline_ns: AtomicU64::new(0),
+        next_ppid_check_ns: AtomicU64::new(0),
     });
 }
 
@@ -78,6 +86,10 @@ fn remaining_until_deadline(s: &InterruptState) -> Option<Duration> {
     }
 }
 
+fn postmaster_alive(s: &InterruptState) -> bool {
+    nix::unistd::getppid().as_raw() == s.postmaster_pid
+}
+
 /// FATAL 57P01 for SIGTERM (PostgreSQL's ProcDie).
 pub fn terminated_error() -> PgError {
     PgError::fatal(
@@ -101,19 +113,32 @@ pub fn session_end_pending() -> Option<PgError> {
     if s.signals.pending(Sig::Term) {
         return Some(terminated_error());
     }
-    if nix::unistd::getppid().as_raw() != s.postmaster_pid {
+    if !postmaster_alive(s) {
         return Some(postmaster_exit_error());
     }
     None
 }
 
 /// FATAL if the session must end now, ERROR if the statement must stop.
+/// The postmaster's death is noticed within [`PPID_CHECK_INTERVAL`].
 pub fn check_for_interrupts() -> PgResult<()> {
     let Some(s) = STATE.get() else { return Ok(()) };
-    if let Some(e) = session_end_pending() {
-        return Err(e);
+    if s.signals.pending(Sig::Term) {
+        return Err(terminated_error());
     }
-    if remaining_until_deadline(s).is_some_and(|r| r.is_zero()) {
+    let now = s.epoch.elapsed();
+    let now_ns = now.as_nanos() as u64;
+    if now_ns >= s.next_ppid_check_ns.load(Ordering::Relaxed) {
+        s.next_ppid_check_ns.store(
+            (now + PPID_CHECK_INTERVAL).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        if !postmaster_alive(s) {
+            return Err(postmaster_exit_error());
+        }
+    }
+    let deadline = s.deadline_ns.load(Ordering::Relaxed);
+    if deadline != 0 && now_ns >= deadline {
         s.deadline_ns.store(0, Ordering::Relaxed);
         s.signals.take(Sig::Int);
         return Err(PgError::new(

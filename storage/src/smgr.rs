@@ -53,6 +53,13 @@
 //!    of unlinking them: another process may hold a descriptor to one, and if
 //!    the relation grows back, its writes must land in the live file, not in
 //!    an unlinked copy that disappears.
+//! 7. The largest length this process has seen or made for a fork (by
+//!    `nblocks`, `extend`, `truncate`) is cached as a lower bound, so that
+//!    [`Smgr::block_exists`] answers without a `stat` for a block below it:
+//!    forks only grow, except by a truncate or drop, and those lower or
+//!    forget it here (own) or come with [`Smgr::close`] (another process's,
+//!    invariant 5). `nblocks` itself always asks the file system: another
+//!    process may have extended the fork.
 //!
 //! # Crash safety
 //!
@@ -231,6 +238,8 @@ pub struct Smgr {
     fds: FdCache,
     /// Per fork, how many leading segments are known to be full (invariant 5).
     full_segments: HashMap<(RelFileLocator, ForkNumber), u32>,
+    /// Per fork, a length it is known to have at least (invariant 7).
+    known_blocks: HashMap<(RelFileLocator, ForkNumber), u32>,
     /// Segments written since their last fsync (crash safety rule 3).
     pending_syncs: HashSet<SegmentTag>,
     /// Tombstones to remove after the next checkpoint (crash safety rule 5).
@@ -259,6 +268,7 @@ impl Smgr {
             fds: FdCache::new(options.max_open_files),
             options,
             full_segments: HashMap::new(),
+            known_blocks: HashMap::new(),
             pending_syncs: HashSet::new(),
             pending_unlinks: Vec::new(),
             forwarder: None,
@@ -357,7 +367,9 @@ impl Smgr {
             };
             let total = u64::from(segno) * seg + blocks;
             if blocks < seg || total > u64::from(MAX_BLOCK_NUMBER) {
-                return Ok(total.min(u64::from(MAX_BLOCK_NUMBER)) as u32);
+                let n = total.min(u64::from(MAX_BLOCK_NUMBER)) as u32;
+                self.known_blocks.insert((rel, fork), n);
+                return Ok(n);
             }
             segno += 1;
             self.full_segments.insert((rel, fork), segno);
@@ -409,6 +421,8 @@ impl Smgr {
         if (blkno + 1) % self.options.segment_size_blocks == 0 {
             self.full_segments.insert((rel, fork), tag.segno + 1);
         }
+        let known = self.known_blocks.entry((rel, fork)).or_insert(0);
+        *known = (*known).max(blkno + 1);
         Ok(())
     }
 
@@ -496,6 +510,7 @@ impl Smgr {
         let known_full = self.full_segments.get(&(rel, fork)).copied().unwrap_or(0);
         self.full_segments
             .insert((rel, fork), known_full.min(nblocks / seg));
+        self.known_blocks.insert((rel, fork), nblocks);
         let last_segno = current / seg;
         for segno in (0..=last_segno).rev() {
             let prior_blocks = u64::from(segno) * u64::from(seg);
@@ -723,6 +738,25 @@ impl Smgr {
     pub fn close_all(&mut self) {
         self.fds.clear();
         self.full_segments.clear();
+        self.known_blocks.clear();
+    }
+
+    /// Whether block `blkno` of the fork exists: without a `stat` when this
+    /// process already knows the fork to be longer (invariant 7).
+    pub fn block_exists(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blkno: BlockNumber,
+    ) -> Result<bool, SmgrError> {
+        if self
+            .known_blocks
+            .get(&(rel, fork))
+            .is_some_and(|&n| blkno.0 < n)
+        {
+            return Ok(true);
+        }
+        Ok(blkno.0 < self.nblocks(rel, fork)?)
     }
 
     // ---- internals ----
@@ -837,6 +871,7 @@ impl Smgr {
     fn close_fork(&mut self, rel: RelFileLocator, fork: ForkNumber) {
         self.fds.remove_where(|t| t.rel == rel && t.fork == fork);
         self.full_segments.remove(&(rel, fork));
+        self.known_blocks.remove(&(rel, fork));
     }
 
     /// Makes `base/<db>` if it is missing (PostgreSQL's

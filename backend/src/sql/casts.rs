@@ -303,7 +303,9 @@ pub fn apply_typmod(value: Datum, ty: TypeOid, typmod: i32, explicit: bool) -> P
             match s.char_indices().nth(len) {
                 None => {
                     let n = s.chars().count();
-                    Ok(Datum::Text(format!("{s}{}", " ".repeat(len - n))))
+                    let mut s = s;
+                    s.extend(std::iter::repeat_n(' ', len - n));
+                    Ok(Datum::Text(s))
                 }
                 Some((cut, _)) if explicit || s[cut..].chars().all(|c| c == ' ') => {
                     Ok(Datum::Text(s[..cut].to_string()))

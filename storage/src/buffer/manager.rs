@@ -73,6 +73,16 @@ const ALL_PINNED_PATIENCE: Duration = Duration::from_secs(1);
 /// server; tests wrap it to count or fail I/O. Same contracts as `Smgr`.
 pub trait BlockStorage {
     fn nblocks(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<u32, SmgrError>;
+    /// Whether block `blkno` exists. `Smgr` answers from its cached lower
+    /// bound when it can (smgr invariant 7).
+    fn block_exists(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blkno: BlockNumber,
+    ) -> Result<bool, SmgrError> {
+        Ok(blkno.0 < self.nblocks(rel, fork)?)
+    }
     fn read(
         &mut self,
         rel: RelFileLocator,
@@ -111,6 +121,14 @@ pub trait BlockStorage {
 impl BlockStorage for Smgr {
     fn nblocks(&mut self, rel: RelFileLocator, fork: ForkNumber) -> Result<u32, SmgrError> {
         Smgr::nblocks(self, rel, fork)
+    }
+    fn block_exists(
+        &mut self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blkno: BlockNumber,
+    ) -> Result<bool, SmgrError> {
+        Smgr::block_exists(self, rel, fork, blkno)
     }
     fn read(
         &mut self,

@@ -107,14 +107,23 @@ pub fn page_for_insert<'c>(
     need: usize,
 ) -> Result<ExclusiveContentGuard<'c>, PgError> {
     let buffers = ctx.buffers;
-    let n = nblocks(ctx, rel)?;
-    let last = n.checked_sub(1).map(BlockNumber);
     let mut tried: Vec<BlockNumber> = Vec::new();
     let mut fsm_tries = 0;
-    let mut fixed = [rel.target_block(), last].into_iter().flatten();
+    // The target block first, checked without a `stat` when this process
+    // knows the relation to be longer (smgr invariant 7); the relation's
+    // length only if it is full.
+    let mut target = rel.target_block();
+    let mut last_tried = false;
     loop {
-        let candidate = match fixed.next() {
+        let candidate = match target.take() {
             Some(b) => b,
+            None if !last_tried => {
+                last_tried = true;
+                match nblocks(ctx, rel)?.checked_sub(1) {
+                    Some(b) => BlockNumber(b),
+                    None => continue,
+                }
+            }
             None if fsm_tries < FSM_TRIES => {
                 fsm_tries += 1;
                 match fsm_search(ctx, rel.locator, need)? {
@@ -131,7 +140,11 @@ pub fn page_for_insert<'c>(
             continue;
         }
         tried.push(candidate);
-        if candidate.0 >= n {
+        let exists = ctx
+            .smgr
+            .block_exists(rel.locator, ForkNumber::Main, candidate)
+            .map_err(PgError::from)?;
+        if !exists {
             fsm_update(ctx, rel.locator, candidate, 0)?; // H1: truncated away
             continue;
         }
@@ -215,12 +228,11 @@ impl UpdateTargets {
         &mut self,
         ctx: &mut HeapContext<'_, '_>,
         rel: &HeapRelation,
-        n: u32,
     ) -> Result<Option<(BlockNumber, bool)>, PgError> {
         loop {
             let fixed = match self.stage {
                 0 => rel.target_block(),
-                1 => n.checked_sub(1).map(BlockNumber),
+                1 => nblocks(ctx, rel)?.checked_sub(1).map(BlockNumber),
                 2 if self.fsm_tries < FSM_TRIES => {
                     self.fsm_tries += 1;
                     match fsm_search(ctx, rel.locator, self.need)? {
@@ -252,8 +264,7 @@ impl UpdateTargets {
         let buffers = ctx.buffers;
         let old_block = old.block();
         loop {
-            let n = nblocks(ctx, rel)?;
-            let Some((b, from_fsm)) = self.next_candidate(ctx, rel, n)? else {
+            let Some((b, from_fsm)) = self.next_candidate(ctx, rel)? else {
                 break;
             };
             if self.tried.contains(&b) {
@@ -268,7 +279,11 @@ impl UpdateTargets {
                 }
                 continue;
             }
-            if b.0 >= n {
+            let exists = ctx
+                .smgr
+                .block_exists(rel.locator, ForkNumber::Main, b)
+                .map_err(PgError::from)?;
+            if !exists {
                 fsm_update(ctx, rel.locator, b, 0)?; // H1: truncated away
                 continue;
             }

@@ -509,3 +509,36 @@ fn fsync_failure_is_a_panic() {
     let pg = PgError::from(err);
     assert_eq!((pg.code.as_str(), pg.severity), ("58030", Severity::Panic));
 }
+
+/// Invariant 7: a length this process saw or made answers `block_exists`
+/// without asking the file system; its own truncate lowers it, and `close`
+/// (another process truncated) forgets it.
+#[test]
+fn block_exists_uses_the_known_length_until_a_truncate_or_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rel(5, 16384);
+    let mut a = smgr(dir.path());
+    let mut b = smgr(dir.path());
+    create_with_blocks(&mut a, r, 6);
+    let exists = |s: &mut Smgr, blk: u32| {
+        s.block_exists(r, ForkNumber::Main, BlockNumber(blk))
+            .unwrap()
+    };
+    // b learns the length from the file, then believes it.
+    assert!(exists(&mut b, 5));
+    assert!(!exists(&mut b, 6));
+    // a's own truncate lowers what a knows.
+    a.truncate(r, ForkNumber::Main, 2).unwrap();
+    assert!(exists(&mut a, 1));
+    assert!(!exists(&mut a, 2));
+    // b still believes 6 blocks: that is why another process's truncate
+    // must come with close (the invalidation message)...
+    assert!(exists(&mut b, 5));
+    b.close(r);
+    // ...after which b asks the file again.
+    assert!(!exists(&mut b, 2));
+    // Growth seen by anyone is picked up by a stat when the cache says no.
+    a.extend(r, ForkNumber::Main, BlockNumber(2), &page(9))
+        .unwrap();
+    assert!(exists(&mut b, 2));
+}
