@@ -19,6 +19,10 @@
 //!    (`server_version`).
 
 pub use crate::table_data::TABLE;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
 use crate::Context;
 
 /// The unit of an integer or real setting's stored value.
@@ -300,11 +304,59 @@ impl SettingDef {
     }
 }
 
-/// The index of `name` in [`TABLE`], ignoring ASCII case.
+/// The index of `name` in [`TABLE`], ignoring ASCII case. Backends look
+/// settings up by name several times per statement, so this goes through
+/// a hash of the lower-cased names, built on first use.
 pub fn find(name: &str) -> Option<usize> {
-    TABLE
-        .binary_search_by(|def| cmp_ignore_case(def.name, name))
-        .ok()
+    static INDEX: OnceLock<HashMap<&'static [u8], usize, BuildHasherDefault<Fnv>>> =
+        OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        TABLE
+            .iter()
+            .enumerate()
+            .map(|(i, def)| {
+                let lower: &'static [u8] = Box::leak(
+                    def.name
+                        .to_ascii_lowercase()
+                        .into_bytes()
+                        .into_boxed_slice(),
+                );
+                (lower, i)
+            })
+            .collect()
+    });
+    let mut buf = [0u8; 64];
+    let bytes = name.as_bytes();
+    if bytes.len() > buf.len() {
+        return TABLE
+            .binary_search_by(|def| cmp_ignore_case(def.name, name))
+            .ok();
+    }
+    let lower = &mut buf[..bytes.len()];
+    lower.copy_from_slice(bytes);
+    lower.make_ascii_lowercase();
+    index.get(&*lower).copied()
+}
+
+/// FNV-1a: short keys, no adversary (the keys are the table's own names).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// The row for `name`, ignoring ASCII case.
@@ -574,5 +626,22 @@ mod pg15 {
         }
         let hidden = TABLE.iter().filter(|d| d.has(NO_SHOW_ALL)).count();
         assert_eq!(seen + hidden, TABLE.len());
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_found_in_any_case_and_nothing_else() {
+        for (i, def) in TABLE.iter().enumerate() {
+            assert_eq!(find(def.name), Some(i), "{}", def.name);
+            assert_eq!(find(&def.name.to_ascii_uppercase()), Some(i));
+            assert_eq!(find(&def.name.to_ascii_lowercase()), Some(i));
+        }
+        assert_eq!(find("no_such_setting"), None);
+        assert_eq!(find(""), None);
+        assert_eq!(find(&"x".repeat(100)), None);
     }
 }

@@ -14,6 +14,8 @@
 //!    ([`parser::parse`], libpg_query through its C API) into raw parse
 //!    trees, one [`parser::RawStatement`] per statement. A syntax error
 //!    stops everything here, with the cursor position PostgreSQL would send.
+//!    Strings that differ from a recent one only in integer literals reuse
+//!    its tree (`parse_cache.rs`).
 //! 3. **Dispatches** each statement. Utility statements (SET, SHOW, BEGIN,
 //!    COMMIT...) run straight from their raw trees in `utility.rs`, against
 //!    `session.settings` and `session.xact`. Queries go on:
@@ -160,6 +162,7 @@ mod analyze;
 mod analyze_expr;
 mod coerce;
 mod params;
+mod parse_cache;
 mod parser;
 mod resolve;
 

@@ -99,8 +99,15 @@ extern "C" {
 pub const MAX_NESTING: usize = 1000;
 
 /// Parses a whole query string into its statements. An empty string (or one
-/// holding only `;` and comments) gives an empty list.
+/// holding only `;` and comments) gives an empty list. Strings that differ
+/// only in integer literals from a recent one are served from the parse
+/// cache (`parse_cache.rs`), with the same result.
 pub fn parse(query: &str) -> PgResult<Vec<RawStatement>> {
+    super::parse_cache::parse_cached(query, parse_uncached)
+}
+
+/// [`parse`] without the cache: always through libpg_query.
+pub fn parse_uncached(query: &str) -> PgResult<Vec<RawStatement>> {
     let input = CString::new(query).map_err(|_| {
         PgError::new(SqlState::PROTOCOL_VIOLATION, "invalid message format")
             .with_detail("The query string contains a zero byte.")
