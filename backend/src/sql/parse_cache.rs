@@ -26,7 +26,7 @@
 //!    scanner here cannot follow with certainty (a backslash anywhere, `E'`
 //!    and `U&'` strings, `/*` comments, dollar quoting) are not cached.
 //! 2. (P2) The shape keeps every byte of the query except slot digits, which
-//!    become `0`: two strings of one shape have the same tokens at the same
+//!    become `0` (a string without slots, such as `BEGIN`, is its own shape): two strings of one shape have the same tokens at the same
 //!    byte offsets and differ only in the values of same-length integer
 //!    literals. The grammar never looks at those values (they all fit int4),
 //!    so their trees differ only in those A_Consts' values, and every
@@ -145,8 +145,9 @@ pub fn parse_cached(
     Ok(tree)
 }
 
-/// The shape of `query`, or `None` when it has no slot or when the scan
-/// cannot be sure of the token boundaries (P1).
+/// The shape of `query`, or `None` when the scan cannot be sure of the
+/// token boundaries (P1). A string without slots is its own shape (`BEGIN`,
+/// `END`: a third of pgbench's statements).
 pub fn shape_of(query: &str) -> Option<Shape> {
     let b = query.as_bytes();
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
@@ -226,9 +227,6 @@ pub fn shape_of(query: &str) -> Option<Shape> {
             }
             _ => i += 1,
         }
-    }
-    if slots.is_empty() {
-        return None;
     }
     // Only ASCII digits were replaced, so the key is still UTF-8.
     let key = String::from_utf8(key).ok()?;
@@ -458,8 +456,9 @@ mod tests {
         assert!(shape_of("select E'\\n', 1").is_none());
         assert!(shape_of("select /* 1 */ 2").is_none());
         assert!(shape_of("select $$1$$, 2").is_none());
-        assert!(shape_of("select x").is_none()); // no slot
-                                                 // Ten digits stay in the key: they may not fit int4.
+        let s = shape_of("select x").unwrap(); // no slot: the string itself
+        assert_eq!((s.key.as_str(), s.slots.len()), ("select x", 0));
+        // Ten digits stay in the key: they may not fit int4.
         let s = shape_of("select 1234567890, 7").unwrap();
         assert_eq!(s.key, "select 1234567890, 0");
     }
@@ -474,6 +473,7 @@ mod tests {
             "INSERT INTO h (tid, bid, aid, delta, mtime) VALUES (7, 1, 12345, - 42, CURRENT_TIMESTAMP);",
             "select 1; select 2 + 3 limit 4 offset 5",
             "select case when x = 3 then 4 else 5 end, coalesce(y, 6) from t where z in (7, 8) order by 1",
+            "BEGIN;",
         ];
         for q in queries {
             let first = parse_cached(q, parse_uncached).unwrap();
