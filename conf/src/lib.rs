@@ -205,6 +205,10 @@ pub struct Settings {
     /// What ParameterStatus last said, per REPORT setting in table order;
     /// None until reporting has begun.
     pub(crate) last_reported: Option<Vec<String>>,
+    /// The REPORT settings' values behind `last_reported`, compared before
+    /// anything is formatted: most ReadyForQuery messages follow statements
+    /// that changed no setting.
+    pub(crate) last_reported_values: Option<Vec<Value>>,
     /// Set by the child side of the exec-params handoff: reload then leaves
     /// connection-start settings alone, as PostgreSQL's children do.
     pub(crate) under_postmaster: bool,
@@ -223,6 +227,7 @@ impl Settings {
             nest_level: 0,
             notices: Vec::new(),
             last_reported: None,
+            last_reported_values: None,
             under_postmaster: false,
         };
         settings.apply_dynamic_defaults();

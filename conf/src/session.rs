@@ -32,7 +32,7 @@
 //! statement is not re-sent, as in PostgreSQL 14+.
 
 use crate::table::{self, REPORT, TABLE};
-use crate::{Context, Settings, Slot, Source, VarId};
+use crate::{Context, Settings, Slot, Source, Value, VarId};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum StackState {
@@ -213,7 +213,18 @@ impl Settings {
     pub fn begin_reporting(&mut self) -> Vec<(&'static str, String)> {
         let all = self.reported();
         self.last_reported = Some(all.iter().map(|(_, v)| v.clone()).collect());
+        self.last_reported_values = Some(self.reported_values().cloned().collect());
         all
+    }
+
+    /// The current values of the REPORT settings, in table order. Their
+    /// shown text depends on nothing else.
+    fn reported_values(&self) -> impl Iterator<Item = &Value> {
+        TABLE
+            .iter()
+            .zip(&self.vars)
+            .filter(|(def, _)| def.has(REPORT))
+            .map(|(_, var)| &var.current.value)
     }
 
     /// REPORT settings whose value differs from what was last reported, to
@@ -221,6 +232,12 @@ impl Settings {
     /// [`Settings::begin_reporting`] nothing has been reported, so
     /// everything is returned.
     pub fn take_report_changes(&mut self) -> Vec<(&'static str, String)> {
+        if let Some(last) = &self.last_reported_values {
+            if self.reported_values().eq(last.iter()) {
+                return Vec::new();
+            }
+        }
+        self.last_reported_values = Some(self.reported_values().cloned().collect());
         let now = self.reported();
         let changed = match &self.last_reported {
             None => now.clone(),
