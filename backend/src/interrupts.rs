@@ -90,6 +90,25 @@ fn postmaster_alive(s: &InterruptState) -> bool {
     nix::unistd::getppid().as_raw() == s.postmaster_pid
 }
 
+/// Whether to ask `getppid` now: at once after the death signal
+/// (PR_SET_PDEATHSIG), else at most every [`PPID_CHECK_INTERVAL`] (a
+/// postmaster that died before the signal was armed is still noticed).
+fn ppid_check_due(s: &InterruptState) -> bool {
+    if s.signals.pending(Sig::PostmasterDeath) {
+        return true;
+    }
+    let now = s.epoch.elapsed();
+    let now_ns = now.as_nanos() as u64;
+    if now_ns < s.next_ppid_check_ns.load(Ordering::Relaxed) {
+        return false;
+    }
+    s.next_ppid_check_ns.store(
+        (now + PPID_CHECK_INTERVAL).as_nanos() as u64,
+        Ordering::Relaxed,
+    );
+    true
+}
+
 /// FATAL 57P01 for SIGTERM (PostgreSQL's ProcDie).
 pub fn terminated_error() -> PgError {
     PgError::fatal(
@@ -107,13 +126,14 @@ pub fn postmaster_exit_error() -> PgError {
 }
 
 /// The FATAL that must end the session now, if any: SIGTERM or the
-/// postmaster's death. Checked by statements and by the idle loop alike.
+/// postmaster's death. Checked by statements and by the idle loop alike;
+/// the death within [`PPID_CHECK_INTERVAL`], or at once after its signal.
 pub fn session_end_pending() -> Option<PgError> {
     let s = STATE.get()?;
     if s.signals.pending(Sig::Term) {
         return Some(terminated_error());
     }
-    if !postmaster_alive(s) {
+    if ppid_check_due(s) && !postmaster_alive(s) {
         return Some(postmaster_exit_error());
     }
     None
@@ -126,17 +146,10 @@ pub fn check_for_interrupts() -> PgResult<()> {
     if s.signals.pending(Sig::Term) {
         return Err(terminated_error());
     }
-    let now = s.epoch.elapsed();
-    let now_ns = now.as_nanos() as u64;
-    if now_ns >= s.next_ppid_check_ns.load(Ordering::Relaxed) {
-        s.next_ppid_check_ns.store(
-            (now + PPID_CHECK_INTERVAL).as_nanos() as u64,
-            Ordering::Relaxed,
-        );
-        if !postmaster_alive(s) {
-            return Err(postmaster_exit_error());
-        }
+    if ppid_check_due(s) && !postmaster_alive(s) {
+        return Err(postmaster_exit_error());
     }
+    let now_ns = s.epoch.elapsed().as_nanos() as u64;
     let deadline = s.deadline_ns.load(Ordering::Relaxed);
     if deadline != 0 && now_ns >= deadline {
         s.deadline_ns.store(0, Ordering::Relaxed);

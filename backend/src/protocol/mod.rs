@@ -100,7 +100,11 @@ impl Connection {
         self.inbuf.len() - self.inpos
     }
 
-    /// One `recv` into the input buffer. Blocks unless data is ready.
+    /// One `recv` into the input buffer. Blocks unless data is ready. With a
+    /// read guard, the socket is read without waiting first and watched
+    /// (signals, postmaster, deadline) only when it has nothing: the caller
+    /// has usually just seen it readable, and a `poll` per message would be
+    /// a wasted system call.
     fn fill(&mut self) -> Result<(), ReadError> {
         if self.inpos > 0 && self.inpos == self.inbuf.len() {
             self.inbuf.clear();
@@ -113,10 +117,7 @@ impl Connection {
         loop {
             let flags = match &self.guard {
                 None => 0,
-                Some(g) => {
-                    self.wait_readable(g)?;
-                    libc::MSG_DONTWAIT
-                }
+                Some(_) => libc::MSG_DONTWAIT,
             };
             self.inbuf.resize(old + 16384, 0);
             // SAFETY: receiving into the spare part of our own buffer.
@@ -138,7 +139,13 @@ impl Connection {
             }
             let err = std::io::Error::last_os_error();
             match err.kind() {
-                std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock => continue,
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => {
+                    if let Some(g) = &self.guard {
+                        self.wait_readable(g)?;
+                    }
+                    continue;
+                }
                 _ => return Err(ReadError::Eof),
             }
         }

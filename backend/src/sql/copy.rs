@@ -278,7 +278,7 @@ fn copy_from(
     });
     let mut env = exec_env!(session, &[]);
     let mut scan = scan_ctx!(session);
-    let (heap, _) = open_heap(&mut scan, rel)?;
+    let heap = super::execute::heap_of(&scan, rel)?;
     let inserter = super::modify::RowInserter::new(&mut scan, rel, heap)?;
     dest.copy_in_start(columns.len())?;
     // PostgreSQL checks FREEZE once the client is already sending.

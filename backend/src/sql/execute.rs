@@ -438,10 +438,18 @@ pub fn scan_block(
 
 /// The relation's heap handle and current length.
 pub fn open_heap(scan: &mut ScanCtx<'_>, rel: &RelationInfo) -> PgResult<(HeapRelation, u32)> {
-    let db = scan.engine.db;
-    let heap = HeapRelation::new(rel.locator(db), rel.tuple_desc()?);
+    let heap = heap_of(scan, rel)?;
     let n = heap_nblocks(&mut scan.engine.heap_ctx(), &heap)?;
     Ok((heap, n))
+}
+
+/// The heap of `rel`, without asking its length (a `stat`): for inserts,
+/// and for UPDATE and DELETE, which ask it only for a sequential scan.
+pub fn heap_of(scan: &ScanCtx<'_>, rel: &RelationInfo) -> PgResult<HeapRelation> {
+    Ok(HeapRelation::new(
+        rel.locator(scan.engine.db),
+        rel.tuple_desc()?,
+    ))
 }
 
 fn no_table_access() -> PgError {

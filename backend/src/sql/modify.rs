@@ -36,7 +36,7 @@ use super::casts::CoercionContext;
 use super::coerce::{coerce, coerce_to_boolean, unknown_as_text, Located};
 use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
-use super::execute::{for_each_row, from_stored, open_heap, scan_block, ScanCtx};
+use super::execute::{for_each_row, from_stored, heap_of, scan_block, ScanCtx};
 use super::expr::Query;
 use super::expr::{Expr, FromSource, RangeTable, TargetEntry};
 use super::foreign_keys;
@@ -695,7 +695,7 @@ pub fn run_insert(
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
-    let (heap, _) = open_heap(scan, &plan.rel)?;
+    let heap = heap_of(scan, &plan.rel)?;
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let mut n = 0u64;
@@ -769,7 +769,7 @@ pub fn run_update(
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
-    let (heap, nblocks) = open_heap(scan, &plan.rel)?;
+    let heap = heap_of(scan, &plan.rel)?;
     let qual = plan.qual.clone().map(|q| fold_expr(q, env)).transpose()?;
     let assignments = plan
         .assignments
@@ -794,7 +794,7 @@ pub fn run_update(
     let indexes = indexes::open_indexes(rel, scan.engine.db)?;
     let fk_checks = foreign_keys::checks_for(scan, rel)?;
     let referrers = foreign_keys::referrer_checks(scan, rel)?;
-    for unit in scan_units(scan, env, rel, &heap, nblocks, qual.as_ref())? {
+    for unit in scan_units(scan, env, rel, &heap, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, old) in unit_rows(scan, &heap, unit)? {
             // The stored form of the version actually replaced: the keys the
@@ -883,13 +883,13 @@ pub fn run_delete(
     scan: &mut ScanCtx<'_>,
     dest: &mut dyn Dest,
 ) -> PgResult<String> {
-    let (heap, nblocks) = open_heap(scan, &plan.rel)?;
+    let heap = heap_of(scan, &plan.rel)?;
     let qual = plan.qual.clone().map(|q| fold_expr(q, env)).transpose()?;
     let returning = fold_returning(plan.returning.clone(), env)?;
     start_returning(&returning, dest)?;
     let referrers = foreign_keys::referrer_checks(scan, &plan.rel)?;
     let mut n = 0u64;
-    for unit in scan_units(scan, env, &plan.rel, &heap, nblocks, qual.as_ref())? {
+    for unit in scan_units(scan, env, &plan.rel, &heap, qual.as_ref())? {
         crate::interrupts::check_for_interrupts()?;
         for (tid, row) in unit_rows(scan, &heap, unit)? {
             if !matches(qual.as_ref(), env, row.clone())? {
@@ -1046,7 +1046,6 @@ fn scan_units(
     env: &mut ExecEnv,
     rel: &RelationInfo,
     heap: &HeapRelation,
-    nblocks: u32,
     qual: Option<&Expr>,
 ) -> PgResult<Vec<ScanUnit>> {
     if let Some(path) = qual.and_then(|q| index_path::choose_index(rel, q)) {
@@ -1055,6 +1054,9 @@ fn scan_units(
             .map(|(tid, row)| ScanUnit::Row(tid, row))
             .collect());
     }
+    // The length when the scan starts: rows added later are not this
+    // statement's to see.
+    let nblocks = storage::heap::heapam::heap_nblocks(&mut scan.engine.heap_ctx(), heap)?;
     Ok((0..nblocks).map(ScanUnit::Block).collect())
 }
 

@@ -160,12 +160,24 @@ pub struct HeapRelation {
     target_block: Cell<Option<BlockNumber>>,
 }
 
+thread_local! {
+    /// Each relation's insertion target, kept across statements (PostgreSQL
+    /// keeps `smgr_targblock` in its long-lived SMgrRelation): without it
+    /// every INSERT statement would start by asking the file's length.
+    static TARGET_BLOCKS: std::cell::RefCell<std::collections::HashMap<RelFileLocator, BlockNumber>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Relations whose target is remembered at most (forgotten all at once).
+const MAX_TARGET_BLOCKS: usize = 1024;
+
 impl HeapRelation {
     pub fn new(locator: RelFileLocator, desc: TupleDesc) -> HeapRelation {
+        let target = TARGET_BLOCKS.with(|t| t.borrow().get(&locator).copied());
         HeapRelation {
             locator,
             desc,
-            target_block: Cell::new(None),
+            target_block: Cell::new(target),
         }
     }
 
@@ -175,7 +187,24 @@ impl HeapRelation {
     }
 
     pub(crate) fn set_target_block(&self, block: Option<BlockNumber>) {
+        if self.target_block.get() == block {
+            return;
+        }
         self.target_block.set(block);
+        TARGET_BLOCKS.with(|t| {
+            let mut t = t.borrow_mut();
+            match block {
+                Some(b) => {
+                    if t.len() >= MAX_TARGET_BLOCKS {
+                        t.clear();
+                    }
+                    t.insert(self.locator, b);
+                }
+                None => {
+                    t.remove(&self.locator);
+                }
+            }
+        });
     }
 
     /// A tuple of this table's shape holding `values`.
