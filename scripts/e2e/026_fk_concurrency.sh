@@ -9,7 +9,8 @@
 #      after a ROLLBACK of the delete instead, the insert succeeds.
 #   3. Inserting referencing rows from two sessions at once does not wait.
 #   4. lock_timeout ends a wait for a row and a wait for a table lock with
-#      55P03 `canceling statement due to lock timeout`.
+#      55P03 `canceling statement due to lock timeout`; a row wait's error
+#      says what it was doing (`CONTEXT:  while updating tuple (0,4) ...`).
 #   5. A key change that waited for a concurrent key change of the same row
 #      checks the key it really replaces (the newer version's), not the one
 #      its snapshot saw.
@@ -62,13 +63,22 @@ bg_query a "commit;" || bail "session a commits"
 is "$(psql_q 'select count(*) from chi where pid = 4')" "2" "both children are there"
 
 # --- 4. lock_timeout -------------------------------------------------------------
-bg_query a "begin; update par set id = id where id = 4;" || bail "session a updates row 4"
+bg_query a "begin; update par set id = id where id = 4; insert into par values (50);" \
+    || bail "session a updates row 4 and inserts the key 50"
 out=$(psql_q "set lock_timeout = '300ms'" -c "update par set id = 5 where id = 4" 2>&1)
 like "$out" 'canceling statement due to lock timeout' "a row wait ends after lock_timeout with 55P03"
+like "$out" 'CONTEXT:  while updating tuple \([0-9]+,[0-9]+\) in relation "par"' \
+    "with PostgreSQL's CONTEXT line naming the tuple and the table"
+out=$(psql_q "set lock_timeout = '300ms'" -c "delete from par where id = 4" 2>&1)
+like "$out" 'CONTEXT:  while deleting tuple \([0-9]+,[0-9]+\) in relation "par"' \
+    "a DELETE's wait says it was deleting"
+out=$(psql_q "set lock_timeout = '300ms'" -c "insert into par values (50)" 2>&1)
+like "$out" 'CONTEXT:  while inserting index tuple \([0-9]+,[0-9]+\) in relation "par_pkey"' \
+    "a wait for an uncommitted duplicate key names the index"
 out=$(psql_q "set lock_timeout = '300ms'" -c "truncate par, chi" 2>&1)
 like "$out" 'canceling statement due to lock timeout' "a table lock wait ends after lock_timeout"
 bg_query a "commit;" || bail "session a commits"
-is "$(psql_q 'select count(*) from par')" "3" "the timed-out statements changed nothing"
+is "$(psql_q 'select count(*) from par where id <> 50')" "3" "the timed-out statements changed nothing"
 
 # --- 5. a key change after following an update chain ------------------------------
 psql_q "create table par2 (id int4 primary key, tag text)" \

@@ -446,9 +446,10 @@ pub fn open_heap(scan: &mut ScanCtx<'_>, rel: &RelationInfo) -> PgResult<(HeapRe
 /// The heap of `rel`, without asking its length (a `stat`): for inserts,
 /// and for UPDATE and DELETE, which ask it only for a sequential scan.
 pub fn heap_of(scan: &ScanCtx<'_>, rel: &RelationInfo) -> PgResult<HeapRelation> {
-    Ok(HeapRelation::new(
+    Ok(HeapRelation::named(
         rel.locator(scan.engine.db),
         rel.tuple_desc()?,
+        &rel.name,
     ))
 }
 

@@ -124,7 +124,9 @@ pub fn bt_insert(
                 Conflict::Live => return Err(index.unique_violation(values)),
                 Conflict::InProgress(xid) => {
                     drop(leaf);
-                    crate::heap::heapam::wait_for_writer(ctx, xid, interrupts)?;
+                    crate::heap::heapam::wait_for_writer(ctx, xid, interrupts).map_err(|e| {
+                        crate::heap::heapam::wait_context(e, "inserting index", tid, &index.name)
+                    })?;
                     continue;
                 }
             }

@@ -139,6 +139,19 @@ pub trait XidWaiter {
     ) -> Result<(), PgError>;
 }
 
+/// An error that ended a wait for the writer of row `tid` (a cancel, a
+/// lock timeout, a deadlock) says what the statement was doing, as
+/// PostgreSQL's XactLockTableWait context does: `doing` is `updating`,
+/// `deleting`...
+pub(crate) fn wait_context(e: PgError, doing: &str, tid: ItemPointer, relation: &str) -> PgError {
+    if relation.is_empty() || e.context.is_some() {
+        return e;
+    }
+    e.with_context(format!(
+        "while {doing} tuple {tid} in relation \"{relation}\""
+    ))
+}
+
 /// Waits for `xid` the way the context says.
 pub(crate) fn wait_for_writer(
     ctx: &mut HeapContext<'_, '_>,
@@ -157,6 +170,9 @@ pub(crate) fn wait_for_writer(
 pub struct HeapRelation {
     pub locator: RelFileLocator,
     pub desc: TupleDesc,
+    /// The table's name, for the CONTEXT of an error during a row wait
+    /// (`while updating tuple (0,1) in relation "t"`); empty: none given.
+    pub name: String,
     target_block: Cell<Option<BlockNumber>>,
 }
 
@@ -177,7 +193,16 @@ impl HeapRelation {
         HeapRelation {
             locator,
             desc,
+            name: String::new(),
             target_block: Cell::new(target),
+        }
+    }
+
+    /// The same, named for error contexts.
+    pub fn named(locator: RelFileLocator, desc: TupleDesc, name: &str) -> HeapRelation {
+        HeapRelation {
+            name: name.to_string(),
+            ..HeapRelation::new(locator, desc)
         }
     }
 
@@ -838,7 +863,8 @@ pub fn delete_row(
                 return Ok(RowOutcome::Skipped)
             }
             HeapWriteResult::WaitFor(x) => {
-                wait_for_writer(ctx, x, interrupts)?;
+                wait_for_writer(ctx, x, interrupts)
+                    .map_err(|e| wait_context(e, "deleting", tid, &rel.name))?;
             }
             HeapWriteResult::FollowUpdate { ctid, prior_xmax } => {
                 match fetch_next_version(ctx, rel, ctid, prior_xmax)? {
@@ -873,7 +899,8 @@ pub fn update_row(
             }
             HeapWriteResult::Deleted | HeapWriteResult::Skip => return Ok(RowOutcome::Skipped),
             HeapWriteResult::WaitFor(x) => {
-                wait_for_writer(ctx, x, interrupts)?;
+                wait_for_writer(ctx, x, interrupts)
+                    .map_err(|e| wait_context(e, "updating", tid, &rel.name))?;
             }
             HeapWriteResult::FollowUpdate { ctid, prior_xmax } => {
                 let Some(newer) = fetch_next_version(ctx, rel, ctid, prior_xmax)? else {
