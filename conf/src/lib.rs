@@ -209,6 +209,10 @@ pub struct Settings {
     /// anything is formatted: most ReadyForQuery messages follow statements
     /// that changed no setting.
     pub(crate) last_reported_values: Option<Vec<Value>>,
+    /// False only while no setting has a SET stack entry (every stack was
+    /// empty when last looked at, and no SET came since): transaction end
+    /// then has nothing to pop.
+    pub(crate) maybe_stacked: bool,
     /// Set by the child side of the exec-params handoff: reload then leaves
     /// connection-start settings alone, as PostgreSQL's children do.
     pub(crate) under_postmaster: bool,
@@ -228,6 +232,7 @@ impl Settings {
             notices: Vec::new(),
             last_reported: None,
             last_reported_values: None,
+            maybe_stacked: true,
             under_postmaster: false,
         };
         settings.apply_dynamic_defaults();

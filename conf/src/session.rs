@@ -63,6 +63,7 @@ impl Settings {
     pub(crate) fn assign_session(&mut self, id: VarId, slot: Slot, local: bool) {
         let level = self.nest_level.max(1);
         self.nest_level = level;
+        self.maybe_stacked = true;
         let var = self.var_mut(id);
         match var.stack.last_mut() {
             Some(top) if top.level >= level => match (local, top.state) {
@@ -142,6 +143,11 @@ impl Settings {
     /// 1-3), as if each subtransaction had ended in turn.
     fn pop_to(&mut self, level: u32, commit: bool) {
         let level = level.max(1);
+        if !self.maybe_stacked {
+            // No SET since every stack was last seen empty: nothing to pop.
+            self.nest_level = level - 1;
+            return;
+        }
         let deepest = self
             .vars
             .iter()
@@ -158,18 +164,42 @@ impl Settings {
             }
         }
         self.nest_level = level - 1;
+        if level == 1 {
+            self.maybe_stacked = self
+                .vars
+                .iter()
+                .chain(self.placeholders.iter().map(|p| &p.var))
+                .any(|v| !v.stack.is_empty());
+        }
     }
 
     fn reset_transaction_settings(&mut self) {
-        for (name, default_name) in TRANSACTION_SETTINGS {
-            let from = &self.vars[table::find(default_name).expect("in the table")]
-                .current
-                .value;
+        // Runs at every transaction start and end: the table positions are
+        // looked up once per process.
+        static IDS: std::sync::OnceLock<[(usize, usize); 3]> = std::sync::OnceLock::new();
+        let ids = IDS.get_or_init(|| {
+            TRANSACTION_SETTINGS.map(|(name, default_name)| {
+                (
+                    table::find(name).expect("in the table"),
+                    table::find(default_name).expect("in the table"),
+                )
+            })
+        });
+        for &(id, default_id) in ids {
+            let from = &self.vars[default_id].current.value;
+            let var = &self.vars[id];
+            let settled = var.current.value == *from
+                && var.current.source == Source::Default
+                && var.reset == var.current
+                && var.stack.is_empty();
+            if settled {
+                continue;
+            }
             let slot = Slot {
                 value: from.clone(),
                 source: Source::Default,
             };
-            let var = &mut self.vars[table::find(name).expect("in the table")];
+            let var = &mut self.vars[id];
             var.current = slot.clone();
             var.reset = slot;
             var.stack.clear();
@@ -220,11 +250,9 @@ impl Settings {
     /// The current values of the REPORT settings, in table order. Their
     /// shown text depends on nothing else.
     fn reported_values(&self) -> impl Iterator<Item = &Value> {
-        TABLE
-            .iter()
-            .zip(&self.vars)
-            .filter(|(def, _)| def.has(REPORT))
-            .map(|(_, var)| &var.current.value)
+        static IDS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+        let ids = IDS.get_or_init(|| (0..TABLE.len()).filter(|&i| TABLE[i].has(REPORT)).collect());
+        ids.iter().map(|&i| &self.vars[i].current.value)
     }
 
     /// REPORT settings whose value differs from what was last reported, to
