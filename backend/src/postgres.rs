@@ -114,6 +114,11 @@ pub struct Backend {
     started: Instant,
     /// After an error in extended-protocol messages, skip until Sync.
     ignore_till_sync: bool,
+    /// `backend: USER DB HOST(PORT) `: the title up to the activity, which
+    /// changes twice per statement while the rest stays.
+    title_prefix: String,
+    /// The title last set, to skip setting an unchanged one.
+    last_title: String,
 }
 
 impl Backend {
@@ -124,6 +129,12 @@ impl Backend {
         proc_index: usize,
         peer: Peer,
     ) -> Backend {
+        let title_prefix = format!(
+            "backend: {} {} {} ",
+            session.user_name,
+            session.database_name,
+            peer.display()
+        );
         Backend {
             ctx,
             conn,
@@ -132,17 +143,21 @@ impl Backend {
             peer,
             started: Instant::now(),
             ignore_till_sync: false,
+            title_prefix,
+            last_title: String::new(),
         }
     }
 
-    fn title(&self, activity: &str) {
-        launch::title::set(&format!(
-            "backend: {} {} {} {}",
-            self.session.user_name,
-            self.session.database_name,
-            self.peer.display(),
-            activity
-        ));
+    fn title(&mut self, activity: &str) {
+        if self.last_title.len() == self.title_prefix.len() + activity.len()
+            && self.last_title.ends_with(activity)
+        {
+            return;
+        }
+        self.last_title.clear();
+        self.last_title.push_str(&self.title_prefix);
+        self.last_title.push_str(activity);
+        launch::title::set(&self.last_title);
     }
 
     fn report_state(&self, state: BackendState, query: Option<&str>) {
