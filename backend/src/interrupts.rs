@@ -143,15 +143,10 @@ pub fn session_end_pending() -> Option<PgError> {
 /// The postmaster's death is noticed within [`PPID_CHECK_INTERVAL`].
 pub fn check_for_interrupts() -> PgResult<()> {
     let Some(s) = STATE.get() else { return Ok(()) };
-    if s.signals.pending(Sig::Term) {
-        return Err(terminated_error());
+    if let Some(e) = session_end_pending() {
+        return Err(e);
     }
-    if ppid_check_due(s) && !postmaster_alive(s) {
-        return Err(postmaster_exit_error());
-    }
-    let now_ns = s.epoch.elapsed().as_nanos() as u64;
-    let deadline = s.deadline_ns.load(Ordering::Relaxed);
-    if deadline != 0 && now_ns >= deadline {
+    if remaining_until_deadline(s).is_some_and(|r| r.is_zero()) {
         s.deadline_ns.store(0, Ordering::Relaxed);
         s.signals.take(Sig::Int);
         return Err(PgError::new(

@@ -415,38 +415,23 @@ pub fn heap_fetch_for_index(
     horizon: &mut dyn FnMut() -> Xid,
 ) -> Result<IndexFetch, PgError> {
     let clog = ctx.clog;
-    let invisible_header = {
-        let buf = ctx.buffers.read_buffer(
-            &mut *ctx.smgr,
-            ctx.wal,
-            rel.locator,
-            ForkNumber::Main,
-            tid.block,
-        )?;
-        let page = buf.lock_shared();
-        if Page::new(&*page)
-            .item_id(tid.offset)
-            .is_some_and(|lp| lp.is_dead())
-        {
-            return Ok(IndexFetch::SurelyDead);
-        }
-        let Some(item) = normal_item(&page, tid.offset)? else {
-            return Ok(IndexFetch::Invisible);
-        };
-        let h = HeapTupleHeader::read(item)?;
-        if satisfies_mvcc(&h, snapshot, xact.xid, xact.cid, clog)?.visible {
-            return Ok(IndexFetch::Visible(item.to_vec()));
-        }
-        h
+    let slot = inspect_slot(ctx, rel, tid, |item, h| {
+        Ok(
+            if satisfies_mvcc(h, snapshot, xact.xid, xact.cid, clog)?.visible {
+                Some(item.to_vec())
+            } else {
+                None
+            },
+        )
+    })?;
+    let header = match slot {
+        Slot::Dead => return Ok(IndexFetch::SurelyDead),
+        Slot::Empty => return Ok(IndexFetch::Invisible),
+        Slot::Tuple(_, Some(tuple)) => return Ok(IndexFetch::Visible(tuple)),
+        Slot::Tuple(header, None) => header,
     };
     let flushed = ctx.wal.flushed_lsn();
-    if crate::transam::visibility::surely_dead(
-        &invisible_header,
-        horizon(),
-        ctx.transam,
-        clog,
-        flushed,
-    )? {
+    if crate::transam::visibility::surely_dead(&header, horizon(), ctx.transam, clog, flushed)? {
         Ok(IndexFetch::SurelyDead)
     } else {
         Ok(IndexFetch::Invisible)
@@ -463,28 +448,53 @@ pub fn heap_tuple_surely_dead(
     tid: ItemPointer,
     horizon: Xid,
 ) -> Result<bool, PgError> {
-    let header = {
-        let buf = ctx.buffers.read_buffer(
-            &mut *ctx.smgr,
-            ctx.wal,
-            rel.locator,
-            ForkNumber::Main,
-            tid.block,
-        )?;
-        let page = buf.lock_shared();
-        if Page::new(&*page)
-            .item_id(tid.offset)
-            .is_some_and(|lp| lp.is_dead())
-        {
-            return Ok(true);
-        }
-        let Some(item) = normal_item(&page, tid.offset)? else {
-            return Ok(false);
-        };
-        HeapTupleHeader::read(item)?
+    let header = match inspect_slot(ctx, rel, tid, |_, _| Ok(()))? {
+        Slot::Dead => return Ok(true),
+        Slot::Empty => return Ok(false),
+        Slot::Tuple(header, ()) => header,
     };
     let flushed = ctx.wal.flushed_lsn();
     crate::transam::visibility::surely_dead(&header, horizon, ctx.transam, ctx.clog, flushed)
+}
+
+/// What a line pointer holds, as [`inspect_slot`] saw it.
+enum Slot<T> {
+    /// LP_DEAD: the tuple is gone for every snapshot.
+    Dead,
+    /// Unused, redirected, or past the page's items.
+    Empty,
+    /// A normal tuple: its header, and what the caller's look found.
+    Tuple(HeapTupleHeader, T),
+}
+
+/// Reads the slot at `tid` under a shared content lock; `look` sees a
+/// normal tuple and its header while the lock is held.
+fn inspect_slot<T>(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    tid: ItemPointer,
+    look: impl FnOnce(&[u8], &HeapTupleHeader) -> Result<T, PgError>,
+) -> Result<Slot<T>, PgError> {
+    let buf = ctx.buffers.read_buffer(
+        &mut *ctx.smgr,
+        ctx.wal,
+        rel.locator,
+        ForkNumber::Main,
+        tid.block,
+    )?;
+    let page = buf.lock_shared();
+    if Page::new(&*page)
+        .item_id(tid.offset)
+        .is_some_and(|lp| lp.is_dead())
+    {
+        return Ok(Slot::Dead);
+    }
+    let Some(item) = normal_item(&page, tid.offset)? else {
+        return Ok(Slot::Empty);
+    };
+    let header = HeapTupleHeader::read(item)?;
+    let found = look(item, &header)?;
+    Ok(Slot::Tuple(header, found))
 }
 
 /// A copy of the normal tuple at `tid`, if `keep` accepts its header; read

@@ -100,6 +100,18 @@ pub(crate) fn nblocks(ctx: &mut HeapContext<'_, '_>, rel: &HeapRelation) -> Resu
         .map_err(PgError::from)
 }
 
+/// Whether block `b` of the heap exists, without a `stat` when this
+/// process already knows the heap to be longer (smgr invariant 7).
+fn block_exists(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    b: BlockNumber,
+) -> Result<bool, PgError> {
+    ctx.smgr
+        .block_exists(rel.locator, ForkNumber::Main, b)
+        .map_err(PgError::from)
+}
+
 /// A locked page with room for `need` bytes, for an insert.
 pub fn page_for_insert<'c>(
     ctx: &mut HeapContext<'c, '_>,
@@ -140,11 +152,7 @@ pub fn page_for_insert<'c>(
             continue;
         }
         tried.push(candidate);
-        let exists = ctx
-            .smgr
-            .block_exists(rel.locator, ForkNumber::Main, candidate)
-            .map_err(PgError::from)?;
-        if !exists {
+        if !block_exists(ctx, rel, candidate)? {
             fsm_update(ctx, rel.locator, candidate, 0)?; // H1: truncated away
             continue;
         }
@@ -279,11 +287,7 @@ impl UpdateTargets {
                 }
                 continue;
             }
-            let exists = ctx
-                .smgr
-                .block_exists(rel.locator, ForkNumber::Main, b)
-                .map_err(PgError::from)?;
-            if !exists {
+            if !block_exists(ctx, rel, b)? {
                 fsm_update(ctx, rel.locator, b, 0)?; // H1: truncated away
                 continue;
             }
