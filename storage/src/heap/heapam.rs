@@ -21,6 +21,10 @@
 //! (ctid = its own tid); mark dirty; log INSERT; set the page LSN to the
 //! record's end; remember the page as the target block.
 //!
+//! **Multi-insert** ([`heap_multi_insert`], COPY FROM's batches): the same
+//! per tuple, but each page found takes as many of the next tuples as fit,
+//! and one MULTI_INSERT record logs them all.
+//!
 //! **Fetch** ([`heap_fetch`]) and **scan** ([`heap_beginscan`]): pin, lock
 //! shared, test each tuple with `satisfies_mvcc` against the snapshot, copy
 //! the visible ones out, unlock. A scan does this a page at a time over the
@@ -91,12 +95,13 @@ use std::cell::Cell;
 
 use pgerror::{PgError, SqlState};
 
-use crate::buffer::{BlockStorage, BufferManager};
+use crate::buffer::{BlockStorage, BufferManager, ExclusiveContentGuard};
 use crate::heap::datum::{Datum, TupleDesc};
 use crate::heap::heapam_xlog::{
-    log_heap_change, logged_tuple_data, mark_tuple_replaced, put_tuple, LogBlock, XlHeapDelete,
-    XlHeapInsert, XlHeapUpdate, XLHL_KEYS_UPDATED, XLOG_HEAP_DELETE, XLOG_HEAP_INIT_PAGE,
-    XLOG_HEAP_INSERT, XLOG_HEAP_UPDATE,
+    log_heap_change, logged_tuple_data, mark_tuple_replaced, push_multi_insert_tuple, put_tuple,
+    LogBlock, XlHeapDelete, XlHeapInsert, XlHeapMultiInsert, XlHeapUpdate, XLHL_KEYS_UPDATED,
+    XLOG_HEAP_DELETE, XLOG_HEAP_INIT_PAGE, XLOG_HEAP_INSERT, XLOG_HEAP_MULTI_INSERT,
+    XLOG_HEAP_UPDATE,
 };
 use crate::heap::hio::{heap_free_space, init_if_new, nblocks, page_for_insert, UpdateTargets};
 use crate::heap::tuple::{
@@ -295,7 +300,8 @@ fn require_xid(xact: &CurrentXact, what: &str) -> Result<(), PgError> {
 }
 
 /// PostgreSQL's check in `RelationGetBufferForTuple`.
-fn check_tuple_size(len: usize) -> Result<(), PgError> {
+/// `54000 row is too big` for a tuple longer than a page can hold.
+pub fn check_tuple_size(len: usize) -> Result<(), PgError> {
     if len > MAX_HEAP_TUPLE_SIZE {
         return Err(PgError::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
@@ -322,8 +328,15 @@ fn prepare_new_tuple(tuple: &mut [u8], xact: &CurrentXact, extra: u16) -> Result
 
 /// heapam_xlog W4: the page was never logged and holds only our tuple.
 fn redo_can_init(page: &[u8; BLCKSZ]) -> bool {
+    redo_can_init_with(page, 1)
+}
+
+/// heapam_xlog W4 for `n` new tuples: the page was never logged, so it
+/// holds nothing but them (an unlogged page has no earlier items: every
+/// tuple put on a page is logged), at offsets 1..=n.
+fn redo_can_init_with(page: &[u8; BLCKSZ], n: u16) -> bool {
     let p = Page::new(page);
-    !p.lsn().is_valid() && p.max_offset() == OffsetNumber::FIRST
+    !p.lsn().is_valid() && p.max_offset().0 == n
 }
 
 /// The bytes of the normal (live or dead-but-stored) tuple at `off`.
@@ -355,25 +368,95 @@ pub fn heap_insert(
     let mut page = page_for_insert(ctx, rel, maxalign(tuple.len()))?;
     let blkno = page.block();
     let offnum = put_tuple(&mut page, blkno, &tuple, None)?;
-    let init = redo_can_init(&page);
-    page.mark_dirty();
     let xl = XlHeapInsert {
         cid: xact.cid,
         offnum,
         flags: 0,
     };
-    let info = XLOG_HEAP_INSERT | if init { XLOG_HEAP_INIT_PAGE } else { 0 };
+    log_new_tuples(ctx, rel, xact, &mut page, 1, XLOG_HEAP_INSERT, &logged, &xl.encode())?;
+    Ok(ItemPointer::new(blkno, offnum))
+}
+
+/// The end of an insert into `page` (rules A1, A2): mark it dirty, log
+/// the record `op` (with INIT_PAGE when its `n` new tuples are all the page
+/// holds, heapam_xlog W4), set the page LSN, and make the page the target
+/// block.
+#[allow(clippy::too_many_arguments)]
+fn log_new_tuples(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    xact: &CurrentXact,
+    page: &mut ExclusiveContentGuard<'_>,
+    n: u16,
+    op: u8,
+    block_data: &[u8],
+    main_data: &[u8],
+) -> Result<(), PgError> {
+    let blkno = page.block();
+    let init = redo_can_init_with(page, n);
+    page.mark_dirty();
+    let info = op | if init { XLOG_HEAP_INIT_PAGE } else { 0 };
     let block = LogBlock {
         id: 0,
         blkno,
-        page: &page,
+        page,
         will_init: init,
-        data: &logged,
+        data: block_data,
     };
-    let at = log_heap_change(ctx.wal, rel.locator, info, xact.xid, &[block], &xl.encode())?;
-    Page::new(&mut *page).set_lsn(at.end);
+    let at = log_heap_change(ctx.wal, rel.locator, info, xact.xid, &[block], main_data)?;
+    Page::new(&mut **page).set_lsn(at.end);
     rel.set_target_block(Some(blkno));
-    Ok(ItemPointer::new(blkno, offnum))
+    Ok(())
+}
+
+/// Inserts `tuples` (from `form_tuple`) and returns their tids, in order
+/// (PostgreSQL's `heap_multi_insert`, for COPY FROM): each page found gets
+/// as many of the next tuples as fit, and one MULTI_INSERT record for all
+/// of them, under one hold of its exclusive lock (rules A1, A2).
+pub fn heap_multi_insert<T: AsRef<[u8]>>(
+    ctx: &mut HeapContext<'_, '_>,
+    rel: &HeapRelation,
+    xact: &CurrentXact,
+    tuples: &[T],
+) -> Result<Vec<ItemPointer>, PgError> {
+    require_xid(xact, "insert")?;
+    for t in tuples {
+        check_tuple_size(t.as_ref().len())?;
+    }
+    let mut prepared = Vec::with_capacity(tuples.len());
+    for t in tuples {
+        let mut t = t.as_ref().to_vec();
+        prepare_new_tuple(&mut t, xact, 0)?;
+        prepared.push(t);
+    }
+    let mut tids = Vec::with_capacity(tuples.len());
+    let mut rest = prepared.as_slice();
+    while let Some(first) = rest.first() {
+        let mut page = page_for_insert(ctx, rel, maxalign(first.len()))?;
+        let blkno = page.block();
+        let mut data = Vec::with_capacity(BLCKSZ);
+        let mut n: u16 = 0;
+        for tuple in rest {
+            // The first fits (page_for_insert saw to it); stop at the
+            // first that does not, keeping the order.
+            if n > 0 && heap_free_space(&page) < maxalign(tuple.len()) {
+                break;
+            }
+            let offnum = put_tuple(&mut page, blkno, tuple, None)?;
+            push_multi_insert_tuple(&mut data, offnum, tuple)?;
+            tids.push(ItemPointer::new(blkno, offnum));
+            n += 1;
+        }
+        rest = &rest[usize::from(n)..];
+        let xl = XlHeapMultiInsert {
+            cid: xact.cid,
+            ntuples: n,
+            flags: 0,
+        };
+        let (op, main) = (XLOG_HEAP_MULTI_INSERT, xl.encode());
+        log_new_tuples(ctx, rel, xact, &mut page, n, op, &data, &main)?;
+    }
+    Ok(tids)
 }
 
 /// The tuple at `tid` if `snapshot` sees it (PostgreSQL's `heap_fetch`).

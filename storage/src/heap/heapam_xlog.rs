@@ -34,6 +34,13 @@
 //!    block 0    the new version's page, data as INSERT's block 0
 //!    block 1    the old version's page, only if it is another page; no data
 //!
+//!  op 0x50 MULTI_INSERT (| 0x80 INIT_PAGE; COPY FROM's batches)
+//!    main data  xl_heap_multi_insert  u32 cid | u16 ntuples | u8 flags      7 bytes
+//!    block 0    the page; WILL_INIT iff INIT_PAGE; image per rule W3
+//!               data (absent when the image is there): per tuple, in the
+//!               order they were put: u16 offnum | u16 length | that many
+//!               bytes as INSERT's block data (xl_heap_header, the rest)
+//!
 //!  op 0x30 PRUNE    (VACUUM; header xid 0)
 //!    main data  xl_heap_prune    u16 ndead | u16 nunused                    4 bytes
 //!    block 0    the page; image per rule W3
@@ -79,8 +86,9 @@
 //!    an image; if a checkpoint moved the redo pointer to or past it
 //!    meanwhile, the record is rebuilt with the images now required.
 //! 4. (W4) INIT_PAGE is logged iff the page has never been WAL-logged (LSN
-//!    0) and the new tuple is its only item; redo then re-initialises the
-//!    page instead of reading it, so the page needs no image.
+//!    0) and the record's new tuples are its only items (MULTI_INSERT: at
+//!    offsets 1..=ntuples); redo then re-initialises the page instead of
+//!    reading it, so the page needs no image.
 //! 5. (W5) Redo of a block: an image is restored whatever the page holds; a
 //!    WILL_INIT block is re-initialised; otherwise the change is applied
 //!    only if the page LSN < the record's end. Every block redone gets LSN
@@ -129,6 +137,9 @@ pub const XLOG_HEAP_INSERT: u8 = 0x00;
 pub const XLOG_HEAP_DELETE: u8 = 0x10;
 pub const XLOG_HEAP_UPDATE: u8 = 0x20;
 pub const XLOG_HEAP_PRUNE: u8 = 0x30;
+/// Several new tuples on one page (PostgreSQL logs this as Heap2's
+/// `XLOG_HEAP2_MULTI_INSERT`, also 0x50).
+pub const XLOG_HEAP_MULTI_INSERT: u8 = 0x50;
 pub const XLOG_HEAP_OPMASK: u8 = 0x70;
 /// The (new) tuple's page is initialised by the record (rule W4).
 pub const XLOG_HEAP_INIT_PAGE: u8 = 0x80;
@@ -250,6 +261,72 @@ impl XlHeapUpdate {
         r.finish()?;
         Ok(rec)
     }
+}
+
+/// `xl_heap_multi_insert`: the tuples' command id and how many block 0's
+/// data holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XlHeapMultiInsert {
+    pub cid: u32,
+    pub ntuples: u16,
+    pub flags: u8,
+}
+
+impl XlHeapMultiInsert {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(7);
+        v.extend_from_slice(&self.cid.to_le_bytes());
+        v.extend_from_slice(&self.ntuples.to_le_bytes());
+        v.push(self.flags);
+        v
+    }
+
+    pub fn decode(data: &[u8]) -> Result<XlHeapMultiInsert, PgError> {
+        let mut r = Reader::new(data, "xl_heap_multi_insert");
+        let rec = XlHeapMultiInsert {
+            cid: r.u32()?,
+            ntuples: r.u16()?,
+            flags: r.u8()?,
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+}
+
+/// Appends one tuple to a MULTI_INSERT's block data: its offset, then its
+/// logged form ([`logged_tuple_data`]) with that form's length.
+pub fn push_multi_insert_tuple(
+    data: &mut Vec<u8>,
+    offnum: OffsetNumber,
+    tuple: &[u8],
+) -> Result<(), PgError> {
+    let logged = logged_tuple_data(tuple)?;
+    let len = u16::try_from(logged.len())
+        .map_err(|_| PgError::internal("tuple too long for MULTI_INSERT"))?;
+    data.extend_from_slice(&offnum.0.to_le_bytes());
+    data.extend_from_slice(&len.to_le_bytes());
+    data.extend_from_slice(&logged);
+    Ok(())
+}
+
+/// The (offset, logged tuple) pairs of a MULTI_INSERT's block data.
+fn decode_multi_insert_tuples<'d>(
+    xl: &XlHeapMultiInsert,
+    data: &'d [u8],
+) -> Result<Vec<(OffsetNumber, &'d [u8])>, PgError> {
+    let mut out = Vec::with_capacity(usize::from(xl.ntuples));
+    let mut r = Reader::new(data, "MULTI_INSERT block data");
+    for _ in 0..xl.ntuples {
+        let off = OffsetNumber(r.u16()?);
+        let len = usize::from(r.u16()?);
+        let bytes = data
+            .get(r.pos..r.pos + len)
+            .ok_or_else(|| corrupt("MULTI_INSERT block data is truncated"))?;
+        r.pos += len;
+        out.push((off, bytes));
+    }
+    r.finish()?;
+    Ok(out)
 }
 
 /// `xl_heap_prune`: how many offsets each list in block 0's data holds.
@@ -575,7 +652,8 @@ pub fn build_heap_record(
         }
     }
     b.register_data(main_data);
-    // A heap record holds at most a tuple (< 8 KB) and two images.
+    // A heap record holds at most a page's worth of tuples (< 8 KB plus 4
+    // bytes each, under the u16 block-data limit) and two images.
     let record = b
         .finish()
         .expect("heap records are far below the size limits");
@@ -633,6 +711,7 @@ pub fn heap_redo(
         XLOG_HEAP_DELETE => redo.delete(record),
         XLOG_HEAP_UPDATE => redo.update(record),
         XLOG_HEAP_PRUNE => redo.prune(record),
+        XLOG_HEAP_MULTI_INSERT => redo.multi_insert(record),
         op => Err(corrupt(format!("unknown op code {op:#04x} at {start}"))),
     }
 }
@@ -670,6 +749,27 @@ impl<'m> Redo<'_, 'm> {
         let init = record.info() & XLOG_HEAP_INIT_PAGE != 0;
         if let RedoPage::NeedsRedo(mut page) = self.prepare(&block, init)? {
             self.add_logged_tuple(&mut page, &block, record.xid(), xl.cid, xl.offnum, init)?;
+            finish(page, self.end);
+        }
+        Ok(())
+    }
+
+    fn multi_insert(&mut self, record: &DecodedRecord) -> Result<(), PgError> {
+        let xl = XlHeapMultiInsert::decode(record.main_data())?;
+        let block = self.block(record, 0)?;
+        let init = record.info() & XLOG_HEAP_INIT_PAGE != 0;
+        if let RedoPage::NeedsRedo(mut page) = self.prepare(&block, init)? {
+            if init {
+                Page::new(&mut *page).init(0);
+            }
+            let data = block
+                .data()
+                .ok_or_else(|| corrupt(format!("record at {} has no tuple data", self.start)))?;
+            for (offnum, logged) in decode_multi_insert_tuples(&xl, data)? {
+                let tid = ItemPointer::new(block.blkno, offnum);
+                let tuple = rebuild_tuple(logged, record.xid(), xl.cid, tid)?;
+                put_tuple(&mut page, block.blkno, &tuple, Some(offnum))?;
+            }
             finish(page, self.end);
         }
         Ok(())

@@ -21,7 +21,8 @@ pub mod tuple;
 pub mod vacuum;
 
 pub use heapam::{
-    delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_update, update_row,
+    check_tuple_size, delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_multi_insert,
+    heap_update, update_row,
     CurrentXact, DeleteRecheck, HeapContext, HeapRelation, HeapScan, HeapWriteResult, RowOutcome,
     UpdateRecheck, XidWaiter,
 };

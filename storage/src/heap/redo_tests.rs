@@ -5,7 +5,9 @@
 //! of the rules W3-W5 of `heapam_xlog.rs`.
 
 use super::heapam::*;
-use super::heapam_xlog::heap_redo;
+use super::heapam_xlog::{
+    heap_redo, XLOG_HEAP_INIT_PAGE, XLOG_HEAP_MULTI_INSERT, XLOG_HEAP_OPMASK,
+};
 use super::test_support::*;
 use super::tuple::ItemPointer;
 use crate::buffer::BufferManager;
@@ -69,6 +71,13 @@ fn workload(b: &mut Backend<'_>, mut hook: impl FnMut(&mut Backend<'_>, Phase)) 
         for i in 300..350 {
             heap_insert(ctx, &rel, &inserter, &rel.form(&mixed_row(i)).unwrap()).unwrap();
         }
+        // COPY's batch: the rest of the page the inserts above used (no
+        // image: not its first change since the checkpoint), then new
+        // pages (INIT_PAGE).
+        let batch: Vec<_> = (350..600).map(|i| rel.form(&mixed_row(i)).unwrap()).collect();
+        let tids = heap_multi_insert(ctx, &rel, &xact(x2, 4), &batch).unwrap();
+        assert_eq!(tids.len(), batch.len());
+        assert!(tids.windows(2).all(|w| w[0] < w[1]), "in order, each on a later slot");
     });
     b.commit(x2);
 
@@ -77,6 +86,10 @@ fn workload(b: &mut Backend<'_>, mut hook: impl FnMut(&mut Backend<'_>, Phase)) 
     let x3 = b.begin();
     b.with_ctx(|ctx| {
         let me = xact(x3, 5);
+        // A batch onto the last page, first changed before the checkpoint:
+        // it carries the page's image.
+        let batch = [rel.form(&mixed_row(-3)).unwrap(), rel.form(&mixed_row(-4)).unwrap()];
+        heap_multi_insert(ctx, &rel, &me, &batch).unwrap();
         heap_delete(ctx, &rel, &me, tids[0]).unwrap();
         heap_update(ctx, &rel, &me, tids[2], &rel.form(&mixed_row(-2)).unwrap()).unwrap();
         heap_insert(ctx, &rel, &me, &rel.form(&mixed_row(-1)).unwrap()).unwrap();
@@ -155,6 +168,19 @@ fn replay_on_empty_files_rebuilds_every_page_and_twice_changes_nothing() {
         (0..loaded_blocks).all(|blk| imaged.contains(&blk)),
         "{imaged:?}"
     );
+
+    // COPY's MULTI_INSERT appears with an image, with INIT_PAGE and plain.
+    let multi: Vec<(bool, bool)> = records
+        .iter()
+        .filter(|r| r.record.info() & XLOG_HEAP_OPMASK == XLOG_HEAP_MULTI_INSERT)
+        .map(|r| {
+            let blk = r.record.block(0).expect("block 0");
+            (blk.has_image(), r.record.info() & XLOG_HEAP_INIT_PAGE != 0)
+        })
+        .collect();
+    for form in [(true, false), (false, true), (false, false)] {
+        assert!(multi.contains(&form), "(image, init) {form:?} in {multi:?}");
+    }
 
     let target = ReplayTarget::new(NBUFFERS);
     let mut buffers = BufferManager::new(target.pool());
