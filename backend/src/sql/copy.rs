@@ -19,10 +19,20 @@
 //!    the current transaction, as PostgreSQL requires (rows are stored as
 //!    any others: the transaction's commit makes them visible at once
 //!    anyway for a table nobody else can have seen).
+//! 5. (C5) Rows go into the heap in batches of up to 1000 rows or 64 KB of
+//!    tuples (PostgreSQL's multi-insert buffers): each row is parsed,
+//!    checked (NOT NULL, size) and formed when its line arrives, so such an
+//!    error names its own line; a full batch, and the last one, go in with
+//!    one `heap_multi_insert` (one WAL record per page), then their index
+//!    entries row by row, and an error there (a unique violation) names
+//!    that row's line. Foreign keys are checked after the last row, as
+//!    PostgreSQL's after triggers are (`modify::RowInserter::finish`), so a
+//!    row may reference any row of the same COPY.
 //!
 //! Files on the server and PROGRAM are refused (`0A000`): the client side
 //! (psql's `\copy`) covers loading and unloading.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use pg_query::protobuf::{self as pb, node::Node as N};
@@ -31,9 +41,10 @@ use storage::catalog::{self, RelationInfo};
 use storage::lmgr::LockMode;
 
 use super::datum::Datum;
-use super::eval::eval;
+use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, open_heap, scan_block, ScanCtx};
 use super::expr::Expr;
+use super::modify::{FormedRow, RowInserter};
 use super::io::{self, IoContext};
 use super::parser::{inner, string_value};
 use super::statement::{exec_env, io_context, scan_ctx};
@@ -294,6 +305,31 @@ fn copy_from(
     let mut finished = false;
     let mut header_skipped = !options.header;
     let mut row_error: Option<PgError> = None;
+    let mut batch = CopyBatch::default();
+    // One record: parsed, defaults filled in, then inserted at once or
+    // checked, formed and kept for the batch (C5).
+    let mut add_row =
+        |line: &str, line_no: u64, env: &mut ExecEnv<'_>, scan: &mut ScanCtx<'_>| {
+            // Errors of the row itself name the line and show it, as
+            // PostgreSQL does while the line is current.
+            let mut formed = || {
+                let mut values = parse_row(line, line_no, rel, &columns, options, &io)?;
+                if has_defaults {
+                    for (i, d) in defaults.iter().enumerate() {
+                        if !columns.contains(&i) {
+                            values[i] = eval(d, env)?;
+                        }
+                    }
+                }
+                inserter.form(env, &values)
+            };
+            let row = formed().map_err(|e| with_line(e, rel, line_no, Some(line)))?;
+            batch.push(row, line_no);
+            if batch.is_full() {
+                batch.flush(&inserter, scan, rel)?;
+            }
+            Ok::<(), PgError>(())
+        };
     loop {
         let chunk = match dest.copy_in_read() {
             Ok(c) => c,
@@ -317,25 +353,7 @@ fn copy_from(
                 break;
             }
             crate::interrupts::check_for_interrupts()?;
-            let result =
-                parse_row(&line, line_no, rel, &columns, options, &io).and_then(|mut values| {
-                    if has_defaults {
-                        for (i, d) in defaults.iter().enumerate() {
-                            if !columns.contains(&i) {
-                                values[i] = eval(d, &mut env)?;
-                            }
-                        }
-                    }
-                    inserter.insert(&env, &mut scan, &values).map_err(|e| {
-                        let context = format!("COPY {}, line {line_no}", rel.name);
-                        if e.context.is_none() {
-                            e.with_context(context)
-                        } else {
-                            e
-                        }
-                    })
-                });
-            match result {
+            match add_row(&line, line_no, &mut env, &mut scan) {
                 Ok(()) => count += 1,
                 Err(e) => {
                     row_error = Some(e);
@@ -351,18 +369,87 @@ fn copy_from(
         if let Some(rest) = reader.rest() {
             line_no += 1;
             if !(rest.is_empty() || rest == "\\.") {
-                let mut values = parse_row(&rest, line_no, rel, &columns, options, &io)?;
-                for (i, d) in defaults.iter().enumerate() {
-                    if !columns.contains(&i) && has_defaults {
-                        values[i] = eval(d, &mut env)?;
-                    }
-                }
-                inserter.insert(&env, &mut scan, &values)?;
+                add_row(&rest, line_no, &mut env, &mut scan)?;
                 count += 1;
             }
         }
     }
+    batch.flush(&inserter, &mut scan, rel)?;
+    // Foreign keys are checked once every row is in (PostgreSQL's after
+    // triggers at the end of the statement), with no line to name.
+    inserter.finish(&mut scan)?;
     Ok(format!("COPY {count}"))
+}
+
+/// An error's context names the COPY line it came from, and shows the line
+/// when it is at hand, unless the error already has a context (PostgreSQL's
+/// `CopyFromErrorCallback`).
+fn with_line(e: PgError, rel: &RelationInfo, line_no: u64, line: Option<&str>) -> PgError {
+    if e.context.is_some() {
+        return e;
+    }
+    e.with_context(line_context(rel, line_no, line))
+}
+
+/// `COPY t, line N` or `COPY t, line N: "the line"`, the line cut after
+/// 100 bytes with `...` (PostgreSQL's `limit_printout_length`).
+fn line_context(rel: &RelationInfo, line_no: u64, line: Option<&str>) -> String {
+    const MAX_DISPLAY: usize = 100;
+    match line {
+        None => format!("COPY {}, line {line_no}", rel.name),
+        Some(l) if l.len() <= MAX_DISPLAY => format!("COPY {}, line {line_no}: \"{l}\"", rel.name),
+        Some(l) => {
+            let mut cut = MAX_DISPLAY;
+            while !l.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("COPY {}, line {line_no}: \"{}...\"", rel.name, &l[..cut])
+        }
+    }
+}
+
+/// How many rows, or bytes of tuples, a batch holds before it is flushed
+/// (PostgreSQL's `MAX_BUFFERED_TUPLES` and `MAX_BUFFERED_BYTES`).
+const BATCH_ROWS: usize = 1000;
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// COPY FROM's rows on their way to the heap (C5; PostgreSQL's
+/// `CopyMultiInsertBuffer`), with the line each came from.
+#[derive(Default)]
+struct CopyBatch {
+    rows: Vec<FormedRow>,
+    lines: Vec<u64>,
+    bytes: usize,
+}
+
+impl CopyBatch {
+    fn push(&mut self, row: FormedRow, line_no: u64) {
+        self.bytes += row.tuple_len();
+        self.rows.push(row);
+        self.lines.push(line_no);
+    }
+
+    fn is_full(&self) -> bool {
+        self.rows.len() >= BATCH_ROWS || self.bytes >= BATCH_BYTES
+    }
+
+    /// Inserts the rows held; an error names the line of the row it
+    /// concerns.
+    fn flush(
+        &mut self,
+        inserter: &RowInserter,
+        scan: &mut ScanCtx<'_>,
+        rel: &RelationInfo,
+    ) -> PgResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let result = inserter.insert_batch(scan, &self.rows);
+        let lines = std::mem::take(&mut self.lines);
+        self.rows.clear();
+        self.bytes = 0;
+        result.map_err(|(i, e)| with_line(e, rel, lines[i], None))
+    }
 }
 
 /// Splits the byte stream into records (C1).
@@ -431,27 +518,51 @@ impl LineReader {
 }
 
 /// The raw fields of a text-format line and whether each was the NULL
-/// marker (compared before de-escaping, as PostgreSQL does).
-fn split_text(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
-    let mut fields = Vec::new();
-    let mut raw = String::new();
-    let mut value = String::new();
-    let mut chars = line.chars().peekable();
-    let finish = |raw: &mut String, value: &mut String, fields: &mut Vec<Option<String>>| {
-        if *raw == o.null {
-            fields.push(None);
-        } else {
-            fields.push(Some(std::mem::take(value)));
-        }
-        raw.clear();
-        value.clear();
-    };
-    while let Some(c) = chars.next() {
-        if c == o.delimiter {
-            finish(&mut raw, &mut value, &mut fields);
+/// marker (compared before de-escaping, as PostgreSQL does). A field
+/// without a backslash is borrowed from the line as it is; only one with an
+/// escape is copied out and de-escaped.
+fn split_text<'a>(line: &'a str, o: &CopyOptions) -> Vec<Option<Cow<'a, str>>> {
+    let mut fields = Vec::with_capacity(8);
+    let bytes = line.as_bytes();
+    // The delimiter is one ASCII character (parse_options checks it), and an
+    // ASCII byte never occurs inside a multi-byte UTF-8 sequence, so the
+    // line may be cut at byte positions.
+    let delim = o.delimiter as u8;
+    let mut start = 0;
+    let mut escaped = false;
+    let mut i = 0;
+    while i <= bytes.len() {
+        let b = bytes.get(i).copied();
+        if b == Some(b'\\') {
+            escaped = true;
+            // The escaped character is never a delimiter.
+            i = (i + 2).min(bytes.len());
             continue;
         }
-        raw.push(c);
+        if b.is_some() && b != Some(delim) {
+            i += 1;
+            continue;
+        }
+        let raw = &line[start..i];
+        fields.push(if raw == o.null {
+            None
+        } else if escaped {
+            Some(Cow::Owned(unescape_text(raw)))
+        } else {
+            Some(Cow::Borrowed(raw))
+        });
+        escaped = false;
+        i += 1;
+        start = i;
+    }
+    fields
+}
+
+/// A text-format field with its backslash escapes resolved.
+fn unescape_text(raw: &str) -> String {
+    let mut value = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
         if c != '\\' {
             value.push(c);
             continue;
@@ -459,7 +570,6 @@ fn split_text(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
         let Some(n) = chars.next() else {
             break;
         };
-        raw.push(n);
         match n {
             'b' => value.push('\u{8}'),
             'f' => value.push('\u{c}'),
@@ -472,7 +582,7 @@ fn split_text(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
                 for _ in 0..2 {
                     match chars.peek().and_then(|d| d.to_digit(8)) {
                         Some(d) => {
-                            raw.push(chars.next().unwrap_or('0'));
+                            chars.next();
                             v = v * 8 + d;
                         }
                         None => break,
@@ -485,7 +595,7 @@ fn split_text(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
                 for _ in 0..2 {
                     match chars.peek().and_then(|d| d.to_digit(16)) {
                         Some(d) => {
-                            raw.push(chars.next().unwrap_or('0'));
+                            chars.next();
                             v = v * 16 + d;
                         }
                         None => break,
@@ -496,13 +606,12 @@ fn split_text(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
             other => value.push(other),
         }
     }
-    finish(&mut raw, &mut value, &mut fields);
-    fields
+    value
 }
 
 /// The fields of a CSV record; an unquoted field equal to the NULL string
 /// is NULL.
-fn split_csv(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
+fn split_csv<'a>(line: &str, o: &CopyOptions) -> Vec<Option<Cow<'a, str>>> {
     let mut fields = Vec::new();
     let mut value = String::new();
     let mut quoted = false;
@@ -529,7 +638,7 @@ fn split_csv(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
             fields.push(if !quoted && value == o.null {
                 None
             } else {
-                Some(std::mem::take(&mut value))
+                Some(Cow::Owned(std::mem::take(&mut value)))
             });
             value.clear();
             quoted = false;
@@ -540,7 +649,7 @@ fn split_csv(line: &str, o: &CopyOptions) -> Vec<Option<String>> {
     fields.push(if !quoted && value == o.null {
         None
     } else {
-        Some(value)
+        Some(Cow::Owned(value))
     });
     fields
 }
@@ -560,7 +669,7 @@ fn parse_row(
     } else {
         split_text(line, o)
     };
-    let context = || format!("COPY {}, line {line_no}: \"{line}\"", rel.name);
+    let context = || line_context(rel, line_no, Some(line));
     if fields.len() > columns.len() {
         return Err(
             PgError::new(SqlState(*b"22P04"), "extra data after last expected column")
@@ -751,10 +860,18 @@ mod tests {
                 None,
                 Some("a\tb".into()),
                 Some("\\N".into()),
-                Some(String::new())
+                Some("".into())
             ]
         );
         assert_eq!(split_text("\\101\\x42", &o), vec![Some("AB".into())]);
+        // A backslash that ends the line, an escaped delimiter, an
+        // escaped multi-byte character, and fields borrowed as they are.
+        assert_eq!(
+            split_text("a\\\tb\tc\\é\t\\", &o),
+            vec![Some("a\tb".into()), Some("cé".into()), Some("".into())]
+        );
+        assert!(matches!(split_text("plain\tx", &o)[0], Some(Cow::Borrowed("plain"))));
+        assert_eq!(split_text("", &o), vec![Some("".into())]);
     }
 
     #[test]
@@ -780,7 +897,7 @@ mod tests {
             vec![
                 Some("1".into()),
                 None,
-                Some(String::new()),
+                Some("".into()),
                 Some("a,\"b\"".into())
             ]
         );

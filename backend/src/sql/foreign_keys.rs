@@ -10,7 +10,9 @@
 //! 2. (F2) A referencing row whose key has a NULL is not checked (MATCH
 //!    SIMPLE). Otherwise the referenced table must have a row with that key
 //!    that the statement's snapshot (or the transaction's own changes) sees,
-//!    found through the unique index.
+//!    found through the unique index. New rows of INSERT and COPY are
+//!    checked once the statement has inserted all of them, seeing them too
+//!    (modify.rs rule 4), as PostgreSQL's after triggers do.
 //! 3. (F3) Deleting a referenced row, or changing its key, fails while a
 //!    referencing row with the old key is visible. The old key is the one of
 //!    the version actually replaced: when the UPDATE or DELETE waited for a

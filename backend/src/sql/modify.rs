@@ -19,6 +19,11 @@
 //!    PostgreSQL's message and `Failing row contains (...)` detail.
 //! 3. A value is converted to its column's stored form only after every
 //!    check passed; nothing is written for a row that fails one.
+//! 4. The foreign keys of inserted rows (INSERT, COPY FROM) are checked
+//!    after the statement's last row is in (`RowInserter::finish`, where
+//!    PostgreSQL fires its after-row triggers), seeing the statement's own
+//!    rows: a row may reference one inserted after it in the same
+//!    statement. UPDATE still checks each new version as it is made.
 
 use std::sync::Arc;
 
@@ -27,7 +32,9 @@ use pgerror::{PgError, PgResult, SqlState};
 use storage::catalog::RelationInfo;
 use storage::heap::datum::Datum as Stored;
 use storage::heap::tuple::ItemPointer;
-use storage::heap::{delete_row, heap_insert, update_row, HeapRelation, RowOutcome};
+use storage::heap::{
+    delete_row, heap_insert, heap_multi_insert, update_row, HeapRelation, RowOutcome,
+};
 use storage::types::Oid;
 
 use super::analyze::{analyze_select, figure_colname, scope_of, FromRelations, ParseState, Scope};
@@ -649,6 +656,8 @@ pub struct RowInserter {
     heap: HeapRelation,
     indexes: Vec<(storage::catalog::IndexInfo, storage::btree::BtreeIndex)>,
     foreign_keys: Vec<foreign_keys::FkCheck>,
+    /// The new rows' values while foreign keys wait for [`Self::finish`].
+    fk_pending: std::cell::RefCell<Vec<Vec<Option<Stored>>>>,
 }
 
 impl RowInserter {
@@ -662,30 +671,117 @@ impl RowInserter {
             indexes: indexes::open_indexes(rel, scan.engine.db)?,
             foreign_keys: foreign_keys::checks_for(scan, rel)?,
             heap,
+            fk_pending: Default::default(),
         })
     }
 
     /// Inserts one row of values of the table's columns.
     pub fn insert(&self, env: &ExecEnv, scan: &mut ScanCtx<'_>, values: &[Datum]) -> PgResult<()> {
         let tuple = form_row(env, &self.rel, &self.heap, values)?;
-        if !self.foreign_keys.is_empty() {
-            let stored = stored_row(&self.rel, values)?;
-            foreign_keys::check_row(scan, &self.foreign_keys, &stored, None)?;
-        }
+        self.defer_foreign_keys(values)?;
         let tid = heap_insert(&mut scan.engine.heap_ctx(), &self.heap, &scan.xact, &tuple)?;
-        if !self.indexes.is_empty() {
-            let stored = stored_row(&self.rel, values)?;
-            indexes::insert_entries(
-                &mut scan.engine.heap_ctx(),
-                &self.indexes,
-                self.heap.locator,
-                &self.rel.name,
-                &stored,
-                tid,
-                scan.xact.xid,
-            )?;
+        if let Some(keys) = self.index_row(values)? {
+            self.insert_index_entries(scan, &keys, tid)?;
         }
         Ok(())
+    }
+
+    /// Checks the foreign keys of every row inserted, once the statement
+    /// has put them all in (rule 4: PostgreSQL's after-row triggers, fired
+    /// at the end of the statement). The check sees the statement's own
+    /// rows, so a row may reference one inserted after it.
+    pub fn finish(&self, scan: &mut ScanCtx<'_>) -> PgResult<()> {
+        let pending = std::mem::take(&mut *self.fk_pending.borrow_mut());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // As after CommandCounterIncrement: rows of this command visible.
+        let own = scan.xact;
+        scan.xact.cid = own.cid + 1;
+        let result = pending
+            .iter()
+            .try_for_each(|row| foreign_keys::check_row(scan, &self.foreign_keys, row, None));
+        scan.xact = own;
+        result
+    }
+
+    fn defer_foreign_keys(&self, values: &[Datum]) -> PgResult<()> {
+        if !self.foreign_keys.is_empty() {
+            let stored = stored_row(&self.rel, values)?;
+            self.fk_pending.borrow_mut().push(stored);
+        }
+        Ok(())
+    }
+
+    /// The first half of [`Self::insert`] for a batch: NOT NULL checked,
+    /// the heap tuple formed and its size checked, and the values the
+    /// index entries need (`None` without indexes).
+    pub fn form(&self, env: &ExecEnv, values: &[Datum]) -> PgResult<FormedRow> {
+        let tuple = form_row(env, &self.rel, &self.heap, values)?;
+        storage::heap::check_tuple_size(tuple.len())?;
+        self.defer_foreign_keys(values)?;
+        Ok(FormedRow {
+            tuple,
+            index_row: self.index_row(values)?,
+        })
+    }
+
+    /// Puts formed rows into the heap with one `heap_multi_insert`; their
+    /// index entries follow, row by row in order, and an error names the
+    /// row by its position in `rows`.
+    pub fn insert_batch(
+        &self,
+        scan: &mut ScanCtx<'_>,
+        rows: &[FormedRow],
+    ) -> Result<(), (usize, PgError)> {
+        let tuples: Vec<&[u8]> = rows.iter().map(|r| r.tuple.as_slice()).collect();
+        let tids = heap_multi_insert(&mut scan.engine.heap_ctx(), &self.heap, &scan.xact, &tuples)
+            .map_err(|e| (0, e))?;
+        for (i, (row, tid)) in rows.iter().zip(tids).enumerate() {
+            if let Some(keys) = &row.index_row {
+                self.insert_index_entries(scan, keys, tid)
+                    .map_err(|e| (i, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn index_row(&self, values: &[Datum]) -> PgResult<Option<Vec<Option<Stored>>>> {
+        if self.indexes.is_empty() {
+            return Ok(None);
+        }
+        stored_row(&self.rel, values).map(Some)
+    }
+
+    fn insert_index_entries(
+        &self,
+        scan: &mut ScanCtx<'_>,
+        keys: &[Option<Stored>],
+        tid: ItemPointer,
+    ) -> PgResult<()> {
+        indexes::insert_entries(
+            &mut scan.engine.heap_ctx(),
+            &self.indexes,
+            self.heap.locator,
+            &self.rel.name,
+            keys,
+            tid,
+            scan.xact.xid,
+        )
+    }
+}
+
+/// A row checked and formed by [`RowInserter::form`], waiting for
+/// [`RowInserter::insert_batch`].
+pub struct FormedRow {
+    tuple: Vec<u8>,
+    index_row: Option<Vec<Option<Stored>>>,
+}
+
+impl FormedRow {
+    /// The heap tuple's length, for the batch's size limit.
+    pub fn tuple_len(&self) -> usize {
+        self.tuple.len()
     }
 }
 
@@ -738,6 +834,7 @@ pub fn run_insert(
             })?;
         }
     }
+    inserter.finish(scan)?;
     Ok(format!("INSERT 0 {n}"))
 }
 
