@@ -44,8 +44,8 @@ use super::datum::Datum;
 use super::eval::{eval, ExecEnv};
 use super::execute::{for_each_row, open_heap, scan_block, ScanCtx};
 use super::expr::Expr;
-use super::modify::{FormedRow, RowInserter};
 use super::io::{self, IoContext};
+use super::modify::{FormedRow, RowInserter};
 use super::parser::{inner, string_value};
 use super::statement::{exec_env, io_context, scan_ctx};
 use super::tables;
@@ -308,28 +308,27 @@ fn copy_from(
     let mut batch = CopyBatch::default();
     // One record: parsed, defaults filled in, then inserted at once or
     // checked, formed and kept for the batch (C5).
-    let mut add_row =
-        |line: &str, line_no: u64, env: &mut ExecEnv<'_>, scan: &mut ScanCtx<'_>| {
-            // Errors of the row itself name the line and show it, as
-            // PostgreSQL does while the line is current.
-            let mut formed = || {
-                let mut values = parse_row(line, line_no, rel, &columns, options, &io)?;
-                if has_defaults {
-                    for (i, d) in defaults.iter().enumerate() {
-                        if !columns.contains(&i) {
-                            values[i] = eval(d, env)?;
-                        }
+    let mut add_row = |line: &str, line_no: u64, env: &mut ExecEnv<'_>, scan: &mut ScanCtx<'_>| {
+        // Errors of the row itself name the line and show it, as
+        // PostgreSQL does while the line is current.
+        let mut formed = || {
+            let mut values = parse_row(line, line_no, rel, &columns, options, &io)?;
+            if has_defaults {
+                for (i, d) in defaults.iter().enumerate() {
+                    if !columns.contains(&i) {
+                        values[i] = eval(d, env)?;
                     }
                 }
-                inserter.form(env, &values)
-            };
-            let row = formed().map_err(|e| with_line(e, rel, line_no, Some(line)))?;
-            batch.push(row, line_no);
-            if batch.is_full() {
-                batch.flush(&inserter, scan, rel)?;
             }
-            Ok::<(), PgError>(())
+            inserter.form(env, &values)
         };
+        let row = formed().map_err(|e| with_line(e, rel, line_no, Some(line)))?;
+        batch.push(row, line_no);
+        if batch.is_full() {
+            batch.flush(&inserter, scan, rel)?;
+        }
+        Ok::<(), PgError>(())
+    };
     loop {
         let chunk = match dest.copy_in_read() {
             Ok(c) => c,
@@ -870,7 +869,10 @@ mod tests {
             split_text("a\\\tb\tc\\é\t\\", &o),
             vec![Some("a\tb".into()), Some("cé".into()), Some("".into())]
         );
-        assert!(matches!(split_text("plain\tx", &o)[0], Some(Cow::Borrowed("plain"))));
+        assert!(matches!(
+            split_text("plain\tx", &o)[0],
+            Some(Cow::Borrowed("plain"))
+        ));
         assert_eq!(split_text("", &o), vec![Some("".into())]);
     }
 

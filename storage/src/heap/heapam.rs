@@ -373,7 +373,16 @@ pub fn heap_insert(
         offnum,
         flags: 0,
     };
-    log_new_tuples(ctx, rel, xact, &mut page, 1, XLOG_HEAP_INSERT, &logged, &xl.encode())?;
+    log_new_tuples(
+        ctx,
+        rel,
+        xact,
+        &mut page,
+        1,
+        XLOG_HEAP_INSERT,
+        &logged,
+        &xl.encode(),
+    )?;
     Ok(ItemPointer::new(blkno, offnum))
 }
 

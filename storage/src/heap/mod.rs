@@ -21,10 +21,9 @@ pub mod tuple;
 pub mod vacuum;
 
 pub use heapam::{
-    check_tuple_size, delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert, heap_multi_insert,
-    heap_update, update_row,
-    CurrentXact, DeleteRecheck, HeapContext, HeapRelation, HeapScan, HeapWriteResult, RowOutcome,
-    UpdateRecheck, XidWaiter,
+    check_tuple_size, delete_row, heap_beginscan, heap_delete, heap_fetch, heap_insert,
+    heap_multi_insert, heap_update, update_row, CurrentXact, DeleteRecheck, HeapContext,
+    HeapRelation, HeapScan, HeapWriteResult, RowOutcome, UpdateRecheck, XidWaiter,
 };
 pub use heapam_xlog::heap_redo;
 pub use vacuum::{

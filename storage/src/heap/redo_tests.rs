@@ -74,10 +74,15 @@ fn workload(b: &mut Backend<'_>, mut hook: impl FnMut(&mut Backend<'_>, Phase)) 
         // COPY's batch: the rest of the page the inserts above used (no
         // image: not its first change since the checkpoint), then new
         // pages (INIT_PAGE).
-        let batch: Vec<_> = (350..600).map(|i| rel.form(&mixed_row(i)).unwrap()).collect();
+        let batch: Vec<_> = (350..600)
+            .map(|i| rel.form(&mixed_row(i)).unwrap())
+            .collect();
         let tids = heap_multi_insert(ctx, &rel, &xact(x2, 4), &batch).unwrap();
         assert_eq!(tids.len(), batch.len());
-        assert!(tids.windows(2).all(|w| w[0] < w[1]), "in order, each on a later slot");
+        assert!(
+            tids.windows(2).all(|w| w[0] < w[1]),
+            "in order, each on a later slot"
+        );
     });
     b.commit(x2);
 
@@ -88,7 +93,10 @@ fn workload(b: &mut Backend<'_>, mut hook: impl FnMut(&mut Backend<'_>, Phase)) 
         let me = xact(x3, 5);
         // A batch onto the last page, first changed before the checkpoint:
         // it carries the page's image.
-        let batch = [rel.form(&mixed_row(-3)).unwrap(), rel.form(&mixed_row(-4)).unwrap()];
+        let batch = [
+            rel.form(&mixed_row(-3)).unwrap(),
+            rel.form(&mixed_row(-4)).unwrap(),
+        ];
         heap_multi_insert(ctx, &rel, &me, &batch).unwrap();
         heap_delete(ctx, &rel, &me, tids[0]).unwrap();
         heap_update(ctx, &rel, &me, tids[2], &rel.form(&mixed_row(-2)).unwrap()).unwrap();
