@@ -12,20 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 start_server || bail "the server starts"
 
-script=$(dirname "$0")/expected/021_sql_tables.sql
-expected=$(dirname "$0")/expected/021_sql_tables.out
-timeout -k 5 60 "$PSQL" -X -a -v VERBOSITY=verbose -v ON_ERROR_STOP=0 -P null='<null>' \
-    -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -f "$script" \
-    >"$TMP/sql.out" 2>&1 </dev/null
-# Error locations in verbose output name PostgreSQL's source files; keep only
-# the SQLSTATE and message lines.
-sed -E '/^LOCATION:/d; s/^psql:[^:]*:[0-9]+: //' "$TMP/sql.out" >"$TMP/sql.norm"
-if diff -u "$expected" "$TMP/sql.norm" >"$TMP/sql.diff"; then
-    ok "the transcript equals PostgreSQL 15's"
-else
-    not_ok "the transcript equals PostgreSQL 15's"
-    diag "$(head -n 80 "$TMP/sql.diff")"
-fi
+check_transcript 021_sql_tables
 
 # Visibility across sessions: a committed row is seen, an open transaction's is not.
 psql_q "create table vis (n int4 not null)" >/dev/null

@@ -575,6 +575,26 @@ psql_q() {
         -p "$PORT" -U postgres -d postgres -c "$sql" "$@" </dev/null
 }
 
+# check_transcript NAME: run expected/NAME.sql through `psql -a` (echoing
+# each statement, verbose errors, NULL shown as <null>) and compare the whole
+# output with expected/NAME.out, which PostgreSQL 15 printed for it. Error
+# locations in verbose output name PostgreSQL's source files, so only the
+# SQLSTATE and message lines are kept.
+check_transcript() {
+    local dir
+    dir=$(dirname "${BASH_SOURCE[0]}")/expected
+    timeout -k 5 60 "$PSQL" -X -a -v VERBOSITY=verbose -v ON_ERROR_STOP=0 -P null='<null>' \
+        -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -f "$dir/$1.sql" \
+        >"$TMP/$1.out" 2>&1 </dev/null
+    sed -E '/^LOCATION:/d; s/^psql:[^:]*:[0-9]+: //' "$TMP/$1.out" >"$TMP/$1.norm"
+    if diff -u "$dir/$1.out" "$TMP/$1.norm" >"$TMP/$1.diff"; then
+        ok "the transcript equals PostgreSQL 15's"
+    else
+        not_ok "the transcript equals PostgreSQL 15's"
+        diag "$(head -n 80 "$TMP/$1.diff")"
+    fi
+}
+
 # ---------------------------------------------------------------------------
 # Background psql sessions (like PostgreSQL's BackgroundPsql)
 #

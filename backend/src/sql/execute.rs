@@ -340,14 +340,9 @@ impl NodeState for NestLoopState {
                     row
                 }
             };
-            if let Some(f) = &self.filter {
-                env.row = joined;
-                if eval(f, env)?.as_bool() != Some(true) {
-                    continue;
-                }
-                return Ok(Some(std::mem::take(&mut env.row)));
+            if let Some(row) = filtered(self.filter.as_ref(), env, joined)? {
+                return Ok(Some(row));
             }
-            return Ok(Some(joined));
         }
     }
 }
@@ -377,16 +372,25 @@ impl NodeState for SubqueryScanState {
             let Some(row) = row? else {
                 return Ok(None);
             };
-            if let Some(f) = &self.filter {
-                env.row = row;
-                if eval(f, env)?.as_bool() != Some(true) {
-                    continue;
-                }
-                return Ok(Some(std::mem::take(&mut env.row)));
+            if let Some(row) = filtered(self.filter.as_ref(), env, row)? {
+                return Ok(Some(row));
             }
-            return Ok(Some(row));
         }
     }
+}
+
+/// `row` if it passes `filter` (evaluated with `row` as the current row;
+/// NULL fails, as in WHERE), or at once without a filter.
+fn filtered(
+    filter: Option<&Expr>,
+    env: &mut ExecEnv,
+    row: Vec<Datum>,
+) -> PgResult<Option<Vec<Datum>>> {
+    let Some(f) = filter else {
+        return Ok(Some(row));
+    };
+    env.row = row;
+    Ok((eval(f, env)?.as_bool() == Some(true)).then(|| std::mem::take(&mut env.row)))
 }
 
 /// A stored value as the executor's [`Datum`].
@@ -490,13 +494,7 @@ impl NodeState for SeqScanState {
             crate::interrupts::check_for_interrupts()?;
             let heap = self.heap.as_ref().expect("opened above");
             for (_, row) in scan_block(scan, heap, self.next_block)? {
-                if let Some(f) = &self.filter {
-                    env.row = row;
-                    if eval(f, env)?.as_bool() != Some(true) {
-                        continue;
-                    }
-                    self.rows.push_back(std::mem::take(&mut env.row));
-                } else {
+                if let Some(row) = filtered(self.filter.as_ref(), env, row)? {
                     self.rows.push_back(row);
                 }
             }
@@ -535,14 +533,9 @@ impl NodeState for IndexScanState {
         let heap = self.heap.as_ref().expect("set above");
         let it = self.scan.as_mut().expect("set above");
         while let Some((_, row)) = it.next_row(scan, heap)? {
-            if let Some(f) = &self.filter {
-                env.row = row;
-                if eval(f, env)?.as_bool() != Some(true) {
-                    continue;
-                }
-                return Ok(Some(std::mem::take(&mut env.row)));
+            if let Some(row) = filtered(self.filter.as_ref(), env, row)? {
+                return Ok(Some(row));
             }
-            return Ok(Some(row));
         }
         Ok(None)
     }

@@ -677,11 +677,15 @@ impl RowInserter {
 
     /// Inserts one row of values of the table's columns.
     pub fn insert(&self, env: &ExecEnv, scan: &mut ScanCtx<'_>, values: &[Datum]) -> PgResult<()> {
-        let tuple = form_row(env, &self.rel, &self.heap, values)?;
-        self.defer_foreign_keys(values)?;
-        let tid = heap_insert(&mut scan.engine.heap_ctx(), &self.heap, &scan.xact, &tuple)?;
-        if let Some(keys) = self.index_row(values)? {
-            self.insert_index_entries(scan, &keys, tid)?;
+        let row = self.form(env, values)?;
+        let tid = heap_insert(
+            &mut scan.engine.heap_ctx(),
+            &self.heap,
+            &scan.xact,
+            &row.tuple,
+        )?;
+        if let Some(keys) = &row.index_row {
+            self.insert_index_entries(scan, keys, tid)?;
         }
         Ok(())
     }
@@ -705,24 +709,25 @@ impl RowInserter {
         result
     }
 
-    fn defer_foreign_keys(&self, values: &[Datum]) -> PgResult<()> {
-        if !self.foreign_keys.is_empty() {
-            let stored = stored_row(&self.rel, values)?;
-            self.fk_pending.borrow_mut().push(stored);
-        }
-        Ok(())
-    }
-
-    /// The first half of [`Self::insert`] for a batch: NOT NULL checked,
-    /// the heap tuple formed and its size checked, and the values the
-    /// index entries need (`None` without indexes).
+    /// The first half of [`Self::insert`], alone for a batch: NOT NULL
+    /// checked, the heap tuple formed and its size checked, the row's keys
+    /// queued for [`Self::finish`], and the values the index entries need
+    /// (`None` without indexes).
     pub fn form(&self, env: &ExecEnv, values: &[Datum]) -> PgResult<FormedRow> {
         let tuple = form_row(env, &self.rel, &self.heap, values)?;
         storage::heap::check_tuple_size(tuple.len())?;
-        self.defer_foreign_keys(values)?;
+        let (fks, indexes) = (!self.foreign_keys.is_empty(), !self.indexes.is_empty());
+        let stored = if fks || indexes {
+            Some(stored_row(&self.rel, values)?)
+        } else {
+            None
+        };
+        if let (true, Some(stored)) = (fks, &stored) {
+            self.fk_pending.borrow_mut().push(stored.clone());
+        }
         Ok(FormedRow {
             tuple,
-            index_row: self.index_row(values)?,
+            index_row: stored.filter(|_| indexes),
         })
     }
 
@@ -744,13 +749,6 @@ impl RowInserter {
             }
         }
         Ok(())
-    }
-
-    fn index_row(&self, values: &[Datum]) -> PgResult<Option<Vec<Option<Stored>>>> {
-        if self.indexes.is_empty() {
-            return Ok(None);
-        }
-        stored_row(&self.rel, values).map(Some)
     }
 
     fn insert_index_entries(

@@ -44,8 +44,7 @@ use pgerror::PgError;
 use super::page::{page_item, set_page_flag, BTP_HAS_GARBAGE};
 use super::search::{lock_exclusive, opaque};
 use super::tuple::IndexTuple;
-use super::vacuum::{delete_items, offsets_data};
-use super::xlog::{critical, log_btree_change, LogBlock, XLOG_BTREE_VACUUM};
+use super::vacuum::{delete_and_log, log_vacuum};
 use super::BtreeIndex;
 use crate::buffer::ExclusiveContentGuard;
 use crate::heap::tuple::ItemPointer;
@@ -114,20 +113,7 @@ pub fn bt_kill_items(
         if Page::new(&*page).lsn() <= ctx.wal.redo_ptr() {
             // The first change since the checkpoint began: log the page's
             // image, so that a torn write of it can be repaired (K3).
-            let at = critical(log_btree_change(
-                ctx.wal,
-                index.locator,
-                XLOG_BTREE_VACUUM,
-                &[LogBlock {
-                    id: 0,
-                    blkno: blk,
-                    page: &page,
-                    will_init: false,
-                    data: &[],
-                }],
-                &0u16.to_le_bytes(),
-            ))?;
-            Page::new(&mut *page).set_lsn(at.end);
+            log_vacuum(ctx, index, &mut page, &[])?;
         }
     }
     Ok(marked)
@@ -153,27 +139,6 @@ pub(super) fn delete_marked_items(
     if doomed.is_empty() {
         return Ok(false);
     }
-    let mut rebuilt = Box::new(**page);
-    delete_items(&mut rebuilt, &doomed)?;
-    // Critical section (xlog X1).
-    page.copy_from_slice(&*rebuilt);
-    page.mark_dirty();
-    let main = (doomed.len() as u16).to_le_bytes();
-    let data = offsets_data(&doomed);
-    let blkno = page.block();
-    let at = critical(log_btree_change(
-        ctx.wal,
-        index.locator,
-        XLOG_BTREE_VACUUM,
-        &[LogBlock {
-            id: 0,
-            blkno,
-            page,
-            will_init: false,
-            data: &data,
-        }],
-        &main,
-    ))?;
-    Page::new(&mut **page).set_lsn(at.end);
+    delete_and_log(ctx, index, page, &doomed)?;
     Ok(true)
 }

@@ -53,8 +53,9 @@ use pgerror::PgError;
 use super::page::{init_page, page_item, put_items, BtOpaque, BTP_HAS_GARBAGE, BTREE_METAPAGE};
 use super::search::{lock_exclusive, lock_shared, opaque};
 use super::tuple::IndexTuple;
-use super::xlog::{log_btree_change, LogBlock, XLOG_BTREE_VACUUM};
+use super::xlog::{critical, log_btree_change, LogBlock, XLOG_BTREE_VACUUM};
 use super::BtreeIndex;
+use crate::buffer::ExclusiveContentGuard;
 use crate::heap::tuple::ItemPointer;
 use crate::heap::HeapContext;
 use crate::page::{is_new, OffsetNumber, Page};
@@ -154,29 +155,56 @@ fn vacuum_page(
     if doomed.is_empty() {
         return Ok(());
     }
-    let mut rebuilt = Box::new(*page);
-    delete_items(&mut rebuilt, &doomed)?;
+    delete_and_log(ctx, index, &mut page, &doomed)?;
+    stats.pages_changed += 1;
+    stats.tuples_removed += doomed.len() as u64;
+    Ok(())
+}
+
+/// Deletes the items at `doomed` from leaf `page` (locked exclusively) and
+/// logs it as a VACUUM record: VACUUM's pass and an inserter's removal of
+/// LP_DEAD items.
+pub(super) fn delete_and_log(
+    ctx: &mut HeapContext<'_, '_>,
+    index: &BtreeIndex,
+    page: &mut ExclusiveContentGuard<'_>,
+    doomed: &[OffsetNumber],
+) -> Result<(), PgError> {
+    let mut rebuilt = Box::new(**page);
+    delete_items(&mut rebuilt, doomed)?;
     // Critical section (xlog X1).
     page.copy_from_slice(&*rebuilt);
     page.mark_dirty();
+    log_vacuum(ctx, index, page, doomed)
+}
+
+/// Logs the change already made to leaf `page` as a VACUUM record that
+/// deletes `doomed` (none: only LP_DEAD marks, logged for the page's image)
+/// and sets the page LSN. A WAL error is PANIC (xlog X1): the page holds
+/// a change the WAL does not.
+pub(super) fn log_vacuum(
+    ctx: &mut HeapContext<'_, '_>,
+    index: &BtreeIndex,
+    page: &mut ExclusiveContentGuard<'_>,
+    doomed: &[OffsetNumber],
+) -> Result<(), PgError> {
     let main = (doomed.len() as u16).to_le_bytes();
-    let data = offsets_data(&doomed);
-    let at = log_btree_change(
+    let data = offsets_data(doomed);
+    let blkno = page.block();
+    let at = critical(log_btree_change(
         ctx.wal,
         index.locator,
         XLOG_BTREE_VACUUM,
         &[LogBlock {
             id: 0,
-            blkno: blk,
-            page: &page,
+            blkno,
+            page,
             will_init: false,
             data: &data,
         }],
         &main,
-    )?;
-    Page::new(&mut *page).set_lsn(at.end);
-    stats.pages_changed += 1;
-    stats.tuples_removed += doomed.len() as u64;
+    ))?;
+    Page::new(&mut **page).set_lsn(at.end);
     Ok(())
 }
 

@@ -597,19 +597,11 @@ fn tuple_at_if(
     tid: ItemPointer,
     keep: impl FnOnce(&HeapTupleHeader) -> Result<bool, PgError>,
 ) -> Result<Option<Vec<u8>>, PgError> {
-    let buf = ctx.buffers.read_buffer(
-        &mut *ctx.smgr,
-        ctx.wal,
-        rel.locator,
-        ForkNumber::Main,
-        tid.block,
-    )?;
-    let page = buf.lock_shared();
-    let Some(item) = normal_item(&page, tid.offset)? else {
-        return Ok(None);
-    };
-    let h = HeapTupleHeader::read(item)?;
-    Ok(keep(&h)?.then(|| item.to_vec()))
+    let slot = inspect_slot(ctx, rel, tid, |item, h| Ok(keep(h)?.then(|| item.to_vec())))?;
+    Ok(match slot {
+        Slot::Tuple(_, copy) => copy,
+        Slot::Dead | Slot::Empty => None,
+    })
 }
 
 /// The tuple at `tid` whatever its visibility, if it is the successor of a

@@ -300,13 +300,11 @@ pub fn push_multi_insert_tuple(
     offnum: OffsetNumber,
     tuple: &[u8],
 ) -> Result<(), PgError> {
-    let logged = logged_tuple_data(tuple)?;
-    let len = u16::try_from(logged.len())
+    let len = u16::try_from(logged_tuple_len(tuple))
         .map_err(|_| PgError::internal("tuple too long for MULTI_INSERT"))?;
     data.extend_from_slice(&offnum.0.to_le_bytes());
     data.extend_from_slice(&len.to_le_bytes());
-    data.extend_from_slice(&logged);
-    Ok(())
+    append_logged_tuple(data, tuple)
 }
 
 /// The (offset, logged tuple) pairs of a MULTI_INSERT's block data.
@@ -477,13 +475,24 @@ impl<'d> Reader<'d> {
 /// What a logged tuple carries: `xl_heap_header` then the tuple from its
 /// null bitmap on (the fixed header's xids, cid and ctid are rebuilt).
 pub fn logged_tuple_data(tuple: &[u8]) -> Result<Vec<u8>, PgError> {
-    let h = HeapTupleHeader::read(tuple)?;
-    let mut v = Vec::with_capacity(SIZE_OF_HEAP_HEADER + tuple.len() - SIZEOF_HEAP_TUPLE_HEADER);
-    v.extend_from_slice(&h.infomask2.to_le_bytes());
-    v.extend_from_slice(&h.infomask.to_le_bytes());
-    v.push(h.hoff);
-    v.extend_from_slice(&tuple[SIZEOF_HEAP_TUPLE_HEADER..]);
+    let mut v = Vec::with_capacity(logged_tuple_len(tuple));
+    append_logged_tuple(&mut v, tuple)?;
     Ok(v)
+}
+
+/// The length of [`logged_tuple_data`] for `tuple`.
+fn logged_tuple_len(tuple: &[u8]) -> usize {
+    SIZE_OF_HEAP_HEADER + tuple.len().saturating_sub(SIZEOF_HEAP_TUPLE_HEADER)
+}
+
+/// Appends [`logged_tuple_data`] of `tuple` to `out`.
+fn append_logged_tuple(out: &mut Vec<u8>, tuple: &[u8]) -> Result<(), PgError> {
+    let h = HeapTupleHeader::read(tuple)?;
+    out.extend_from_slice(&h.infomask2.to_le_bytes());
+    out.extend_from_slice(&h.infomask.to_le_bytes());
+    out.push(h.hoff);
+    out.extend_from_slice(&tuple[SIZEOF_HEAP_TUPLE_HEADER..]);
+    Ok(())
 }
 
 /// The tuple a redo puts on the page, from the logged data.
